@@ -1,0 +1,134 @@
+"""The ``janus`` command line: list, run, show, summarize."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from janus.config import PROFILES, RunConfig, apply_overrides, profile
+from janus.errors import JanusError
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    cfg = profile(args.profile)
+    cfg.method.name = args.method
+    cfg.seed = args.seed
+    if args.data_root is not None:
+        cfg.data.root = args.data_root
+    if args.tasks is not None:
+        cfg.data.num_tasks = args.tasks
+    if args.device is not None:
+        cfg.train.device = args.device
+    return apply_overrides(cfg, args.set or [])
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from janus.data import DATASETS
+    from janus.methods import METHODS
+
+    print("methods:")
+    for name, cls in sorted(METHODS.items()):
+        print(f"  {name:<20} {cls.description}")
+    print("data sets:")
+    for name, entry in sorted(DATASETS.items()):
+        print(f"  {name:<20} {entry.description}")
+    print("profiles:")
+    for name, make in PROFILES.items():
+        doc = (make.__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<20} {doc}")
+    return 0
+
+
+def print_record(record: dict) -> None:
+    from janus.results import matrix_from_json, metrics_of
+
+    acc = matrix_from_json(record["accuracy_matrix"])
+    print("accuracy matrix A[t, i] (%), row t = after task t:")
+    for t, row in enumerate(acc):
+        cells = " ".join(f"{x:6.2f}" for x in row[: t + 1])
+        print(f"  t={t + 1:<3d} {cells}")
+    if record.get("status") == "complete":
+        m = metrics_of(record)
+        print(f"ACC {m['acc']:.2f}  MAA {m['maa']:.2f}  BWT {m['bwt']:.2f}")
+    train = sum(t["train_seconds"] for t in record["tasks"])
+    print(f"training time {train:.1f} s on {record['environment']['device']}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from janus.trainer import run, run_dir
+
+    cfg = build_config(args)
+    record = run(cfg, args.out, resume=args.resume, force=args.force, progress=not args.quiet)
+    print(f"record: {run_dir(cfg, args.out) / 'record.json'}")
+    print_record(record)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from janus.results import read_record
+
+    path = Path(args.record)
+    if path.is_dir():
+        path = path / "record.json"
+    if not path.is_file():
+        raise JanusError(f"no record at {str(path)!r}")
+    print_record(read_record(path))
+    return 0
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from janus.results import find_records, summarize
+
+    rows = summarize(find_records(args.root))
+    if not rows:
+        raise JanusError(f"no complete records under {args.root!r}")
+    print(f"{'profile':<8} {'dataset':<18} {'T':>3} {'method':<16} {'seeds':>5}  "
+          f"{'ACC':>14} {'MAA':>14} {'BWT':>14}")
+    for r in rows:
+        cells = "".join(f" {r[k]:7.2f} ± {r[k + '_std']:4.2f}" for k in ("acc", "maa", "bwt"))
+        print(f"{r['profile']:<8} {r['dataset']:<18} {r['tasks']:>3} {r['method']:<16} "
+              f"{len(r['seeds']):>5} {cells}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="janus", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="registered methods, data sets and profiles").set_defaults(
+        func=cmd_list
+    )
+    r = sub.add_parser("run", help="run one method on one profile with one seed")
+    r.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
+    r.add_argument("--method", default="finetune")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--data-root", help="data root (default: $JANUS_DATA)")
+    r.add_argument("--tasks", type=int, help="number of tasks T")
+    r.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field, e.g. train.epochs=3 or method.params.k=25")
+    r.add_argument("--out", default="runs", help="output root (default: runs)")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    r.add_argument("--force", action="store_true", help="discard an existing run and start over")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+    s = sub.add_parser("show", help="print a run record")
+    s.add_argument("record", help="record.json or its run folder")
+    s.set_defaults(func=cmd_show)
+    m = sub.add_parser("summarize", help="mean ± std over seeds of all records under a folder")
+    m.add_argument("root", nargs="?", default="runs")
+    m.set_defaults(func=cmd_summarize)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except JanusError as err:
+        print(f"janus: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""Full-size photograph data sets read from image files on disk.
+
+ImageNet-R (Hendrycks et al. 2021), ImageNet-A (Hendrycks et al. 2021), ImageNet-100 (an
+ImageFolder tree of 100 ImageNet classes), DomainNet (Peng et al. 2019) and CUB-200-2011
+(Wah et al. 2011). Every loader returns :class:`FileSource` images (opened lazily) with
+``native_size=None``; labels index the class identifiers in the order of their id.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from janus.data.base import (
+    DataConfigLike,
+    DatasetSplits,
+    FileSource,
+    ImageSet,
+    missing,
+    register_dataset,
+)
+from janus.errors import DataNotFoundError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+TRAIN_FRACTION = 0.8
+DOMAINNET_DOMAINS = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
+
+IMAGENET_R_LAYOUT = (
+    "imagenet-r/<wnid>/<file>.jpg (the 200 class folders of imagenet-r.tar, image files "
+    ".jpg/.jpeg/.png). Optional: imagenet-r/imagenet-r_train.yaml and "
+    "imagenet-r/imagenet-r_test.yaml, the standard 24,000/6,000 split lists of the InfLoRA "
+    "code base ('data:' paths data/imagenet-r/<wnid>/<file>, 'targets:' ignored); without "
+    "them a seeded 80/20 split per class is used (data.split_seed)"
+)
+IMAGENET_A_LAYOUT = (
+    "imagenet-a/<wnid>/<file>.jpg (the 200 class folders of imagenet-a.tar, image files "
+    ".jpg/.jpeg/.png); split 80/20 per class with data.split_seed"
+)
+IMAGENET_100_LAYOUT = (
+    "imagenet-100/train/<wnid>/<file> and imagenet-100/val/<wnid>/<file> (ImageFolder "
+    "layout, the same class folders in both, image files .jpg/.jpeg/.png)"
+)
+DOMAINNET_LAYOUT = (
+    "domainnet/<domain>_train.txt and domainnet/<domain>_test.txt (the official split lists) "
+    f"for at least one domain of {', '.join(DOMAINNET_DOMAINS)}; each line "
+    "'<domain>/<class>/<file> <class index 0-344>', the path relative to domainnet/, so the "
+    "images lie at domainnet/<domain>/<class>/<file> (unpack <domain>.zip inside domainnet/)"
+)
+CUB_LAYOUT = (
+    "CUB_200_2011/ as unpacked from CUB_200_2011.tgz: images.txt ('<id> <path>'), "
+    "image_class_labels.txt ('<id> <class id 1-200>'), train_test_split.txt ('<id> <1 if "
+    "train else 0>'), classes.txt ('<class id> <name>') and the images at "
+    "CUB_200_2011/images/<path>"
+)
+
+
+def is_image(path: Path) -> bool:
+    """A file name with one of :data:`IMAGE_EXTENSIONS` (any case)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def class_folders(folder: Path) -> dict[str, list[Path]]:
+    """Sorted class-folder name -> its sorted image files; folders without images are left out."""
+    found = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in sub.iterdir() if p.is_file() and is_image(p))
+        if files:
+            found[sub.name] = files
+    return found
+
+
+def require_dir(name: str, folder: Path, layout: str) -> Path:
+    if not folder.is_dir():
+        raise missing(name, folder, layout)
+    return folder
+
+
+def require_files(name: str, paths: Sequence[Path], listed_in: str) -> None:
+    """One error naming how many listed files are absent and the first of them."""
+    absent = [p for p in paths if not p.is_file()]
+    if absent:
+        raise DataNotFoundError(
+            f"data set {name!r}: {len(absent)} of the {len(paths)} images listed in "
+            f"{listed_in} are missing, the first is {str(absent[0])!r}"
+        )
+
+
+def image_set(paths: Sequence[Path], labels: Iterable[int]) -> ImageSet:
+    return ImageSet(FileSource(tuple(str(p) for p in paths)), np.asarray(list(labels), np.int64))
+
+
+def folder_splits(
+    name: str, folder: Path, layout: str, seed: int
+) -> tuple[list[str], ImageSet, ImageSet]:
+    """Classes and a seeded 80/20 train/test split of each class folder under ``folder``.
+
+    Each class is split on its own (generator seeded by ``seed`` and the class name), so the
+    split of one class does not depend on which other classes are present; ``round(0.8 n)``
+    of a class's ``n`` images go to train, the chosen files keep their sorted order.
+    """
+    per_class = class_folders(folder)
+    if not per_class:
+        raise DataNotFoundError(
+            f"data set {name!r}: no class folders with images in {str(folder)!r}. "
+            f"Expected layout under the data root: {layout}"
+        )
+    train: tuple[list[Path], list[int]] = ([], [])
+    test: tuple[list[Path], list[int]] = ([], [])
+    for label, (wnid, files) in enumerate(per_class.items()):
+        rng = np.random.default_rng([seed, zlib.crc32(wnid.encode())])
+        order = rng.permutation(len(files))
+        n_train = round(TRAIN_FRACTION * len(files))
+        for part, chosen in ((train, order[:n_train]), (test, order[n_train:])):
+            part[0].extend(files[i] for i in np.sort(chosen))
+            part[1].extend([label] * len(chosen))
+    return list(per_class), image_set(*train), image_set(*test)
+
+
+# --------------------------------------------------------------------------- ImageNet-R
+
+
+def read_imagenet_r_list(path: Path) -> list[str]:
+    """The ``<wnid>/<file>`` entries of a standard ImageNet-R split list (a yaml file).
+
+    The list's ``data:`` paths look like ``data/imagenet-r/<wnid>/<file>.jpg``; only their
+    last two components are kept. Its ``targets:`` are ignored: they number the classes in a
+    different (arbitrary) order, while janus labels are indices into the sorted wnids.
+    """
+    with open(path) as f:
+        content = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    entries = content.get("data") if isinstance(content, dict) else None
+    if not isinstance(entries, list):
+        raise DataNotFoundError(f"{str(path)!r} has no 'data:' list of image paths")
+    relative = []
+    for entry in entries:
+        parts = str(entry).split("/")
+        if len(parts) < 2 or not parts[-1] or not parts[-2]:
+            raise DataNotFoundError(
+                f"{str(path)!r}: entry {entry!r} is not of the form data/imagenet-r/<wnid>/<file>"
+            )
+        relative.append(f"{parts[-2]}/{parts[-1]}")
+    return relative
+
+
+@register_dataset(
+    "imagenet-r",
+    description="ImageNet-R, 200 classes of renditions (art, cartoons, sketches, ...)",
+    expected_layout=IMAGENET_R_LAYOUT,
+)
+def load_imagenet_r(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+    """ImageNet-R (Hendrycks et al., "The Many Faces of Robustness", 2021).
+
+    With ``imagenet-r_{train,test}.yaml`` in the folder, the standard split of the InfLoRA
+    code base and Mammoth is used; the yaml ``targets`` are ignored (they are a different
+    permutation of the classes): labels are indices into the sorted wnids of the lists.
+    Without the lists, each class folder is split 80/20 with ``cfg.split_seed``.
+    """
+    assert root is not None
+    folder = require_dir(cfg.dataset, root / "imagenet-r", IMAGENET_R_LAYOUT)
+    lists = [folder / f"imagenet-r_{split}.yaml" for split in ("train", "test")]
+    present = [p.is_file() for p in lists]
+    if not any(present):
+        classes, train, test = folder_splits(cfg.dataset, folder, IMAGENET_R_LAYOUT, cfg.split_seed)
+        return DatasetSplits(cfg.dataset, classes, train, test)
+    if not all(present):
+        raise DataNotFoundError(
+            f"data set {cfg.dataset!r}: {str(lists[present.index(False)])!r} is missing; "
+            "give both split lists (standard split) or neither (seeded 80/20 split)"
+        )
+    entries = [read_imagenet_r_list(p) for p in lists]
+    classes = sorted({e.split("/")[0] for split in entries for e in split})
+    index = {wnid: i for i, wnid in enumerate(classes)}
+    sets = []
+    for path, split in zip(lists, entries, strict=True):
+        files = [folder / e for e in split]
+        require_files(cfg.dataset, files, repr(str(path)))
+        sets.append(image_set(files, (index[e.split("/")[0]] for e in split)))
+    return DatasetSplits(cfg.dataset, classes, sets[0], sets[1])
+
+
+# --------------------------------------------------------------------------- ImageNet-A
+
+
+@register_dataset(
+    "imagenet-a",
+    description="ImageNet-A, 200 classes of natural adversarial examples (seeded 80/20 split)",
+    expected_layout=IMAGENET_A_LAYOUT,
+)
+def load_imagenet_a(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+    """ImageNet-A (Hendrycks et al., "Natural Adversarial Examples", 2021), split 80/20 per
+    class with ``cfg.split_seed`` (it has no official train/test split)."""
+    assert root is not None
+    folder = require_dir(cfg.dataset, root / "imagenet-a", IMAGENET_A_LAYOUT)
+    classes, train, test = folder_splits(cfg.dataset, folder, IMAGENET_A_LAYOUT, cfg.split_seed)
+    return DatasetSplits(cfg.dataset, classes, train, test)
+
+
+# --------------------------------------------------------------------------- ImageNet-100
+
+
+@register_dataset(
+    "imagenet-100",
+    description="ImageNet-100, 100 ImageNet classes in an ImageFolder tree (train/val)",
+    expected_layout=IMAGENET_100_LAYOUT,
+)
+def load_imagenet_100(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+    """ImageNet-100: a 100-class ImageNet subset with its train and val images as folders."""
+    assert root is not None
+    folder = require_dir(cfg.dataset, root / "imagenet-100", IMAGENET_100_LAYOUT)
+    trees = [
+        class_folders(require_dir(cfg.dataset, folder / split, IMAGENET_100_LAYOUT))
+        for split in ("train", "val")
+    ]
+    if not trees[0] or list(trees[0]) != list(trees[1]):
+        raise DataNotFoundError(
+            f"data set {cfg.dataset!r}: train/ and val/ under {str(folder)!r} must hold the "
+            f"same non-empty class folders (found {len(trees[0])} and {len(trees[1])}, "
+            f"differing: {sorted(set(trees[0]) ^ set(trees[1]))[:5]})"
+        )
+    classes = list(trees[0])
+    sets = [
+        image_set(
+            [f for files in tree.values() for f in files],
+            (label for label, files in enumerate(tree.values()) for _ in files),
+        )
+        for tree in trees
+    ]
+    return DatasetSplits(cfg.dataset, classes, sets[0], sets[1])
+
+
+# --------------------------------------------------------------------------- DomainNet
+
+
+def read_domainnet_list(path: Path) -> list[tuple[str, int]]:
+    """The ``(relative path, class index)`` lines of an official DomainNet split list."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.rsplit(maxsplit=1)
+        if len(fields) != 2 or not fields[1].isdigit() or len(fields[0].split("/")) != 3:
+            raise DataNotFoundError(
+                f"{str(path)!r} line {number}: {line!r} is not '<domain>/<class>/<file> <index>'"
+            )
+        rows.append((fields[0], int(fields[1])))
+    return rows
+
+
+@register_dataset(
+    "domainnet",
+    description="DomainNet, 345 classes in six domains (official train/test lists)",
+    expected_layout=DOMAINNET_LAYOUT,
+)
+def load_domainnet(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+    """DomainNet (Peng et al., "Moment Matching for Multi-Source Domain Adaptation", 2019).
+
+    The images of every domain whose two list files are present are pooled (domains in the
+    order clipart, infograph, painting, quickdraw, real, sketch). Labels are the lists'
+    class indices; class names come from the folder in each path.
+    """
+    assert root is not None
+    folder = require_dir(cfg.dataset, root / "domainnet", DOMAINNET_LAYOUT)
+    found = []
+    for domain in DOMAINNET_DOMAINS:
+        pair = [folder / f"{domain}_{split}.txt" for split in ("train", "test")]
+        if any(p.is_file() for p in pair):
+            if not all(p.is_file() for p in pair):
+                absent = next(p for p in pair if not p.is_file())
+                raise DataNotFoundError(
+                    f"data set {cfg.dataset!r}: {str(absent)!r} is missing (each domain "
+                    f"needs both lists). Expected layout under the data root: {DOMAINNET_LAYOUT}"
+                )
+            found.append(pair)
+    if not found:
+        raise missing(cfg.dataset, folder / "<domain>_train.txt", DOMAINNET_LAYOUT)
+    rows = [[read_domainnet_list(p) for p in pair] for pair in found]
+    names: dict[int, str] = {}
+    for pair, lists in zip(found, rows, strict=True):
+        for path, entries in zip(pair, lists, strict=True):
+            for relative, label in entries:
+                name = relative.split("/")[1]
+                if names.setdefault(label, name) != name:
+                    raise DataNotFoundError(
+                        f"data set {cfg.dataset!r}: {str(path)!r} gives class index {label} "
+                        f"to {name!r}, but another line gives it to {names[label]!r}"
+                    )
+    count = len(names)
+    if not count or set(names) != set(range(count)) or len(set(names.values())) != count:
+        raise DataNotFoundError(
+            f"data set {cfg.dataset!r}: the class indices in the lists under {str(folder)!r} "
+            f"must number each class folder once, from 0 without gaps (found {count} "
+            f"indices up to {max(names, default=-1)} for {len(set(names.values()))} folders)"
+        )
+    classes = [names[i] for i in range(count)]
+    sets = []
+    for split in (0, 1):
+        files = [folder / rel for lists in rows for rel, _ in lists[split]]
+        require_files(cfg.dataset, files, f"the {('train', 'test')[split]} lists")
+        sets.append(image_set(files, (label for lists in rows for _, label in lists[split])))
+    return DatasetSplits(cfg.dataset, classes, sets[0], sets[1])
+
+
+# --------------------------------------------------------------------------- CUB-200-2011
+
+
+def read_id_table(path: Path, name: str) -> dict[int, str]:
+    """A CUB metadata file of ``<integer id> <value>`` lines."""
+    if not path.is_file():
+        raise missing(name, path, CUB_LAYOUT)
+    table = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split(maxsplit=1)
+        if len(fields) != 2 or not fields[0].isdigit():
+            raise DataNotFoundError(f"{str(path)!r} line {number}: {line!r} is not '<id> <value>'")
+        table[int(fields[0])] = fields[1].strip()
+    return table
+
+
+@register_dataset(
+    "cub200",
+    description="CUB-200-2011, 200 bird species (official train/test split)",
+    expected_layout=CUB_LAYOUT,
+)
+def load_cub200(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+    """Caltech-UCSD Birds-200-2011 (Wah et al. 2011) with its official train/test split.
+
+    Labels are the 1-based class ids of ``classes.txt`` minus one; classes are its names
+    (e.g. ``001.Black_footed_Albatross``).
+    """
+    assert root is not None
+    folder = require_dir(cfg.dataset, root / "CUB_200_2011", CUB_LAYOUT)
+    tables = [
+        read_id_table(folder / f, cfg.dataset)
+        for f in ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt")
+    ]
+    images, image_class, is_train, class_names = tables
+    if set(images) != set(image_class) or set(images) != set(is_train):
+        raise DataNotFoundError(
+            f"data set {cfg.dataset!r}: images.txt, image_class_labels.txt and "
+            f"train_test_split.txt under {str(folder)!r} must list the same image ids"
+        )
+    if sorted(class_names) != list(range(1, len(class_names) + 1)):
+        raise DataNotFoundError(
+            f"data set {cfg.dataset!r}: classes.txt must number the classes 1 to "
+            f"{len(class_names)} without gaps"
+        )
+    bad = [v for v in image_class.values() if not v.isdigit() or int(v) not in class_names]
+    bad += [v for v in is_train.values() if v not in ("0", "1")]
+    if bad:
+        raise DataNotFoundError(
+            f"data set {cfg.dataset!r}: unknown class id or train flag {bad[0]!r} in "
+            f"image_class_labels.txt / train_test_split.txt under {str(folder)!r}"
+        )
+    classes = [class_names[i] for i in range(1, len(class_names) + 1)]
+    ids = sorted(images)
+    files = [folder / "images" / images[i] for i in ids]
+    require_files(cfg.dataset, files, repr(str(folder / "images.txt")))
+    sets = []
+    for flag in ("1", "0"):
+        chosen = [k for k, i in enumerate(ids) if is_train[i] == flag]
+        labels = (int(image_class[ids[k]]) - 1 for k in chosen)
+        sets.append(image_set([files[k] for k in chosen], labels))
+    return DatasetSplits(cfg.dataset, classes, sets[0], sets[1])

@@ -1,0 +1,17 @@
+"""Errors a user can act on: each message says what is wrong and what to do."""
+
+
+class JanusError(Exception):
+    """Base class for errors caused by input (config, data, weights), not by a bug."""
+
+
+class ConfigError(JanusError, ValueError):
+    """An impossible or unknown configuration value."""
+
+
+class DataNotFoundError(JanusError, FileNotFoundError):
+    """A data set is missing or not in the expected format."""
+
+
+class WeightsNotFoundError(JanusError, FileNotFoundError):
+    """Backbone weights (hub or local file) cannot be loaded."""

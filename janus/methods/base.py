@@ -1,0 +1,135 @@
+"""The method interface: hooks the one training loop calls; methods never own the loop.
+
+Order per task t (see :mod:`janus.trainer`)::
+
+    model.add_head(...)                      # protocol: one head per task, old heads frozen
+    method.before_task(model, ctx)           # add/freeze adapters, pass data, build bases
+    for each step:
+        loss = method.loss(model, images, targets, ctx)
+        loss.backward()
+        method.after_backward(model, ctx)    # may rewrite adapter gradients (GR, GPM, ...)
+        optimizer.step()                     # over method.parameter_groups(model, ctx)
+        method.after_step(model, ctx)        # e.g. retractions onto a manifold
+    method.after_task(model, ctx)            # e.g. store prototypes, grow bases
+    evaluate with method.predict(model, images, num_tasks=t + 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from janus.config import RunConfig
+from janus.data.stream import ClassIncrementalStream, Task
+from janus.errors import ConfigError
+from janus.model import ContinualViT
+
+
+@dataclass
+class TaskContext:
+    """What a method may need to know about the task being learned."""
+
+    task: Task
+    stream: ClassIncrementalStream
+    device: torch.device
+    step: int = 0
+    total_steps: int = 0
+
+    @property
+    def index(self) -> int:
+        return self.task.index
+
+    @property
+    def label_offset(self) -> int:
+        return self.task.labels.start
+
+
+class Method:
+    """Base class: sequential training with the protocol's defaults; override what differs.
+
+    Subclasses declare their hyper-parameters as ``defaults`` (overridable through
+    ``method.params`` in the config) and cite the paper and equation they implement.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, cfg: RunConfig, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise ConfigError(
+                f"method {self.name!r} has no parameter(s) {sorted(unknown)}; "
+                f"known: {sorted(self.defaults) or 'none'}"
+            )
+        self.cfg = cfg
+        self.params = {**self.defaults, **params}
+
+    # ----------------------------------------------------------------- hooks
+    def setup(self, model: ContinualViT) -> None:
+        """Once, before the first task (and before a resumed run loads its state)."""
+
+    def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """After the task's head is added, before its first step."""
+
+    def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
+        """Optimizer parameter groups; default: every parameter that requires grad."""
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
+    def features(self, model: ContinualViT, images: torch.Tensor) -> torch.Tensor:
+        return model.features(images)
+
+    def loss(
+        self, model: ContinualViT, images: torch.Tensor, targets: torch.Tensor, ctx: TaskContext
+    ) -> torch.Tensor:
+        """Cross-entropy over the current task's head only (InfLoRA protocol)."""
+        logits = model.heads[ctx.index](self.features(model, images))
+        return F.cross_entropy(logits, targets - ctx.label_offset)
+
+    def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """Rewrite gradients in place before the optimizer step (no-op by default)."""
+
+    def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """After the optimizer step (no-op by default)."""
+
+    def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """After the last step of the task, before evaluation."""
+
+    @torch.no_grad()
+    def predict(self, model: ContinualViT, images: torch.Tensor, num_tasks: int) -> torch.Tensor:
+        """Scores over all classes of the first ``num_tasks`` tasks (no task id)."""
+        return model.logits(self.features(model, images), num_tasks)
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything beyond the model's parameters needed to resume (tensors allowed)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"method {self.name!r} has no state to load, got {sorted(state)}")
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: make ``cls`` available as ``method.name = cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a `name`")
+    if cls.name in METHODS:
+        raise ValueError(f"method {cls.name!r} registered twice")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def build_method(cfg: RunConfig) -> Method:
+    cls = METHODS.get(cfg.method.name)
+    if cls is None:
+        raise ConfigError(
+            f"unknown method {cfg.method.name!r}; known: {', '.join(sorted(METHODS))}"
+        )
+    return cls(cfg, **cfg.method.params)

@@ -1,0 +1,23 @@
+"""Sequential fine-tuning with one LoRA pair per adapted slice: the lower bound of
+Janus-LoRA Table 2 ("Finetune": "sequentially fine-tuned on tasks using standard LoRA
+without any anti-forgetting mechanism", Sec. 4.1)."""
+
+from __future__ import annotations
+
+from janus.methods.base import Method, TaskContext, register_method
+from janus.model import ContinualViT
+
+
+@register_method
+class Finetune(Method):
+    name = "finetune"
+    description = "sequential LoRA fine-tuning, no anti-forgetting (lower bound)"
+
+    def setup(self, model: ContinualViT) -> None:
+        """One LoRA pair per slice, trained continually over all tasks."""
+        if not model.lora_components():
+            model.add_lora_components()
+
+    def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        for comp in model.lora_components():
+            comp.set_trainable(True)

@@ -1,0 +1,172 @@
+"""Run records (JSON) and their aggregation over seeds.
+
+A record holds everything a table cell is derived from: the config, the environment, the
+seed, the accuracy matrix (percent; ``null`` above the diagonal), per-task evaluation counts
+and timings. :func:`metrics_of` recomputes ACC / MAA / BWT from the matrix, so stored
+metrics can always be checked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from janus import metrics
+
+SCHEMA = 1
+RECORD_NAME = "record.json"
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Versions and hardware of this process."""
+    import timm
+    import torch
+    import torchvision
+
+    from janus import __version__
+
+    env = {
+        "janus": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    return env
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def matrix_to_json(acc: np.ndarray) -> list[list[float | None]]:
+    return [[None if math.isnan(x) else float(x) for x in row] for row in acc]
+
+
+def matrix_from_json(rows: list[list[float | None]]) -> np.ndarray:
+    return np.array([[np.nan if x is None else x for x in row] for row in rows], dtype=float)
+
+
+def metrics_of(record: dict[str, Any]) -> dict[str, float]:
+    """ACC / MAA / BWT recomputed from the record's accuracy matrix."""
+    return metrics.summary(matrix_from_json(record["accuracy_matrix"]))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write atomically: a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    record = json.loads(Path(path).read_text())
+    if record.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: unsupported record schema {record.get('schema')!r}")
+    return record
+
+
+def find_records(root: Path | str, complete_only: bool = True) -> list[dict[str, Any]]:
+    """All records under ``root`` (recursively), sorted by path."""
+    out = []
+    for path in sorted(Path(root).rglob(RECORD_NAME)):
+        record = read_record(path)
+        if complete_only and record.get("status") != "complete":
+            continue
+        record["_path"] = str(path)
+        out.append(record)
+    return out
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Mean and sample standard deviation of one metric over seeds."""
+
+    mean: float
+    std: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.2f} ± {self.std:.2f}"
+
+
+def aggregate(values: Iterable[float]) -> Aggregate:
+    vals = list(values)
+    if not vals:
+        raise ValueError("nothing to aggregate")
+    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return Aggregate(statistics.fmean(vals), std, len(vals))
+
+
+def group_key(record: dict[str, Any]) -> tuple[str, str, int, str]:
+    c = record["config"]
+    return (c["profile"], c["data"]["dataset"], c["data"]["num_tasks"], c["method"]["name"])
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (profile, data set, T, method): ACC / MAA / BWT mean and std over seeds,
+    recomputed from the accuracy matrices, plus the mean training time per seed."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(group_key(r), []).append(r)
+    rows = []
+    for (prof, data, tasks, method), recs in sorted(groups.items()):
+        per_seed = [metrics_of(r) for r in recs]
+        row: dict[str, Any] = {
+            "profile": prof,
+            "dataset": data,
+            "tasks": tasks,
+            "method": method,
+            "seeds": sorted(r["config"]["seed"] for r in recs),
+        }
+        for name in ("acc", "maa", "bwt"):
+            agg = aggregate(m[name] for m in per_seed)
+            row[name], row[f"{name}_std"] = agg.mean, agg.std
+        row["train_seconds_per_seed"] = statistics.fmean(
+            sum(t["train_seconds"] for t in r["tasks"]) for r in recs
+        )
+        rows.append(row)
+    return rows
+
+
+def paper_numbers(table: str) -> list[dict[str, Any]]:
+    """Rows of a transcribed paper table (``janus/paper_numbers/<table>.csv``)."""
+    import csv
+    from importlib import resources
+
+    text = resources.files("janus.paper_numbers").joinpath(f"{table}.csv").read_text()
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    rows = list(csv.DictReader(lines))
+    for row in rows:
+        for key, value in row.items():
+            if key not in ("method", "paper_name"):
+                row[key] = int(value) if key == "tasks" else float(value)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

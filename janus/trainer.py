@@ -1,0 +1,317 @@
+"""The one training / evaluation loop for class-incremental learning.
+
+``run(cfg)`` trains the tasks of the stream in order, calls the method's hooks
+(:mod:`janus.methods.base`), evaluates every seen task after each task to fill the accuracy
+matrix, and after each task writes a checkpoint and the (partial) JSON record, so a crash
+loses at most the task in progress. Every task starts from a seed derived from
+``(cfg.seed, task)``, which makes a resumed run reproduce an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from janus import metrics
+from janus.config import RunConfig
+from janus.data.stream import ClassIncrementalStream, Task, build_stream
+from janus.errors import ConfigError, JanusError
+from janus.methods import Method, TaskContext, build_method
+from janus.model import ContinualViT, build_model
+from janus.results import (
+    RECORD_NAME,
+    SCHEMA,
+    environment,
+    matrix_to_json,
+    now,
+    write_json,
+)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+MACHINE_FIELDS = (("data", "root"), ("data", "num_workers"), ("train", "device"))
+"""Config fields that may differ between an interrupted run and its resumption."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but CUDA is not available; use cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def task_seed(seed: int, task: int) -> int:
+    """Independent seed of task ``task`` under run seed ``seed``."""
+    return int(np.random.SeedSequence([seed, task]).generate_state(1)[0])
+
+
+def run_dir(cfg: RunConfig, out_root: str | os.PathLike) -> Path:
+    """``<out>/<profile>/<dataset>-T<T>/<method>/seed<S>``."""
+    d = cfg.data
+    return (
+        Path(out_root) / cfg.profile / f"{d.dataset}-T{d.num_tasks}" / cfg.method.name
+        / f"seed{cfg.seed}"
+    )
+
+
+def comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """The config without machine-specific fields, normalised through JSON."""
+    c = json.loads(json.dumps(config))
+    for section, key in MACHINE_FIELDS:
+        c[section].pop(key, None)
+    return c
+
+
+def make_optimizer(cfg: RunConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    t = cfg.train
+    if not any(g["params"] for g in groups):
+        raise ConfigError("the method left no trainable parameters for this task")
+    if t.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    raise ConfigError(f"train.optimizer must be 'adam' or 'sgd', got {t.optimizer!r}")
+
+
+def make_schedule(cfg: RunConfig, opt: torch.optim.Optimizer, total: int):
+    if cfg.train.schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / max(total, 1)))
+        )
+    if cfg.train.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    raise ConfigError(f"train.schedule must be 'cosine' or 'constant', got {cfg.train.schedule!r}")
+
+
+class Run:
+    """One method on one stream with one seed; see :func:`run`."""
+
+    def __init__(self, cfg: RunConfig, out_dir: Path, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.out_dir = out_dir
+        self.progress = progress
+        self.device = resolve_device(cfg.train.device)
+        seed_everything(cfg.seed)
+        self.stream: ClassIncrementalStream = build_stream(cfg, cfg.seed)
+        self.method: Method = build_method(cfg)
+        self.model: ContinualViT = build_model(cfg.model, cfg.lora).to(self.device)
+        self.tasks: dict[int, Task] = {}
+        t = self.stream.num_tasks
+        self.acc = np.full((t, t), np.nan)
+        self.eval_counts: list[list[list[int]]] = []
+        self.task_log: list[dict[str, Any]] = []
+        self.started = now()
+
+    # ------------------------------------------------------------------ pieces
+    def task(self, t: int) -> Task:
+        if t not in self.tasks:
+            self.tasks[t] = self.stream.task(t)
+        return self.tasks[t]
+
+    def autocast(self):
+        if self.device.type == "cuda" and self.cfg.train.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_task(self, t: int) -> dict[str, Any]:
+        task = self.task(t)
+        seed_everything(task_seed(self.cfg.seed, t))
+        gen = torch.Generator().manual_seed(task_seed(self.cfg.seed, t))
+        model, method = self.model, self.method
+        model.add_head(len(task.labels))
+        for i, head in enumerate(model.heads):
+            head.requires_grad_(i == t)
+        loader = self.stream.train_loader(task, gen)
+        total = self.cfg.train.epochs * len(loader)
+        if self.cfg.train.max_steps_per_task is not None:
+            total = min(total, self.cfg.train.max_steps_per_task)
+        ctx = TaskContext(task=task, stream=self.stream, device=self.device, total_steps=total)
+        method.before_task(model, ctx)
+        opt = make_optimizer(self.cfg, method.parameter_groups(model, ctx))
+        sched = make_schedule(self.cfg, opt, total)
+        losses: list[float] = []
+        images_seen = 0
+        bar = tqdm(
+            total=total, desc=f"task {t + 1}/{self.stream.num_tasks}", disable=not self.progress,
+            leave=False,
+        )
+        start = time.perf_counter()
+        model.train()
+        while ctx.step < total:
+            for images, targets in loader:
+                images, targets = images.to(self.device), targets.to(self.device)
+                with self.autocast():
+                    loss = method.loss(model, images, targets, ctx)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss at task {t}, step {ctx.step}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                method.after_backward(model, ctx)
+                opt.step()
+                sched.step()
+                method.after_step(model, ctx)
+                losses.append(float(loss.detach()))
+                images_seen += len(images)
+                ctx.step += 1
+                bar.update()
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                if ctx.step >= total:
+                    break
+        method.after_task(model, ctx)
+        train_seconds = time.perf_counter() - start
+        bar.close()
+        return {
+            "task": t,
+            "steps": ctx.step,
+            "train_images": images_seen,
+            "train_seconds": train_seconds,
+            "train_images_per_second": images_seen / max(train_seconds, 1e-9),
+            "mean_loss": float(np.mean(losses)) if losses else None,
+            "final_loss": losses[-1] if losses else None,
+        }
+
+    @torch.no_grad()
+    def evaluate(self, t: int) -> tuple[list[float], list[list[int]], float]:
+        """Accuracy (percent) on tasks 0..t, predicting over all seen classes."""
+        start = time.perf_counter()
+        self.model.eval()
+        accs, counts = [], []
+        for i in range(t + 1):
+            correct = total = 0
+            for images, targets in self.stream.test_loader(self.task(i)):
+                images, targets = images.to(self.device), targets.to(self.device)
+                with self.autocast():
+                    scores = self.method.predict(self.model, images, num_tasks=t + 1)
+                correct += int((scores.argmax(-1) == targets).sum())
+                total += len(targets)
+            accs.append(100.0 * correct / max(total, 1))
+            counts.append([correct, total])
+        return accs, counts, time.perf_counter() - start
+
+    # ------------------------------------------------------------------ records
+    def record(self, status: str) -> dict[str, Any]:
+        done = len(self.task_log)
+        rec: dict[str, Any] = {
+            "schema": SCHEMA,
+            "status": status,
+            "config": self.cfg.to_dict(),
+            "seed": self.cfg.seed,
+            "environment": environment(str(self.device)),
+            "started": self.started,
+            "updated": now(),
+            "class_order": [int(c) for c in self.stream.class_order],
+            "accuracy_matrix": matrix_to_json(self.acc),
+            "eval_counts": self.eval_counts,
+            "tasks": self.task_log,
+        }
+        if status == "complete":
+            rec["metrics"] = metrics.summary(self.acc)
+        elif done:
+            rec["metrics_so_far"] = metrics.summary(self.acc[:done, :done])
+        return rec
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "config": self.cfg.to_dict(),
+            "completed_tasks": len(self.task_log),
+            "structure": self.model.structure(),
+            "model": self.model.state_dict(),
+            "method": self.method.state_dict(),
+            "acc": self.acc,
+            "eval_counts": self.eval_counts,
+            "task_log": self.task_log,
+            "started": self.started,
+        }
+        path = self.out_dir / CHECKPOINT_NAME
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if comparable(state["config"]) != comparable(self.cfg.to_dict()):
+            raise ConfigError(
+                f"the checkpoint at {path} was written by a different config; resume with the "
+                f"same settings, or pass --force to start over"
+            )
+        self.model.rebuild(state["structure"])
+        self.method.setup(self.model)
+        self.model.load_state_dict(state["model"])
+        self.method.load_state_dict(state["method"])
+        self.acc = state["acc"]
+        self.eval_counts = state["eval_counts"]
+        self.task_log = state["task_log"]
+        self.started = state["started"]
+
+    # ------------------------------------------------------------------ main
+    def execute(self, resume: bool) -> dict[str, Any]:
+        ckpt = self.out_dir / CHECKPOINT_NAME
+        if resume and ckpt.exists():
+            self.load_checkpoint(ckpt)
+        else:
+            self.method.setup(self.model)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for t in range(len(self.task_log), self.stream.num_tasks):
+            entry = self.train_task(t)
+            accs, counts, eval_seconds = self.evaluate(t)
+            self.acc[t, : t + 1] = accs
+            self.eval_counts.append(counts)
+            entry["eval_seconds"] = eval_seconds
+            self.task_log.append(entry)
+            self.save_checkpoint()
+            write_json(self.out_dir / RECORD_NAME, self.record("partial"))
+        record = self.record("complete")
+        write_json(self.out_dir / RECORD_NAME, record)
+        return record
+
+
+def run(
+    cfg: RunConfig,
+    out_root: str | os.PathLike = "runs",
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run one method on one stream with one seed; return the complete record.
+
+    A finished run with the same config is not repeated (its record is returned) unless
+    ``force``; an unfinished one is continued with ``resume`` or restarted with ``force``.
+    """
+    out_dir = run_dir(cfg, out_root)
+    rec_path, ckpt = out_dir / RECORD_NAME, out_dir / CHECKPOINT_NAME
+    if not force and rec_path.exists():
+        old = json.loads(rec_path.read_text())
+        same = comparable(old["config"]) == comparable(cfg.to_dict())
+        if old.get("status") == "complete" and same:
+            return old
+        if not same:
+            raise JanusError(
+                f"{out_dir} holds a run with a different config; choose another --out, or pass "
+                f"--force to overwrite it"
+            )
+    if ckpt.exists() and not (resume or force):
+        raise JanusError(
+            f"an unfinished run exists in {out_dir}: pass --resume to continue it or --force to "
+            f"start over"
+        )
+    if force:
+        for p in (rec_path, ckpt):
+            p.unlink(missing_ok=True)
+    return Run(cfg, out_dir, progress=progress).execute(resume=resume)

@@ -1,0 +1,104 @@
+"""LoRA adapters on the fused qkv Linear, checked against dense references."""
+
+import pytest
+import torch
+from torch import nn
+
+from janus.errors import ConfigError
+from janus.lora import LoRAComponent, LoRAQKV, inject_lora
+
+D = 12
+
+
+def make(slices=("k", "v"), seed=0) -> LoRAQKV:
+    torch.manual_seed(seed)
+    return LoRAQKV(nn.Linear(D, 3 * D), slices)
+
+
+def randomize(layer: LoRAQKV) -> None:
+    for _, _, c in layer.iter_components():
+        with torch.no_grad():
+            c.B.normal_()
+
+
+def test_fresh_component_leaves_outputs_unchanged():
+    layer = make()
+    x = torch.randn(5, 7, D)
+    before = layer(x)
+    layer.add_component(rank=3, scale=0.5)
+    assert torch.equal(layer(x), before)  # B = 0 at init
+
+
+@pytest.mark.parametrize("slices", [("q",), ("k", "v"), ("q", "k", "v"), ("q", "v")])
+def test_forward_equals_dense_merged_weight(slices):
+    layer = make(slices)
+    layer.add_component(rank=2, scale=0.7)
+    layer.add_component(rank=3, scale=1.3)
+    randomize(layer)
+    x = torch.randn(4, 6, D)
+    w = layer.base.weight.detach().clone()
+    for s, _, c in layer.iter_components():
+        rows = {"q": slice(0, D), "k": slice(D, 2 * D), "v": slice(2 * D, 3 * D)}[s]
+        w[rows] += c.scale * c.B.detach() @ c.A.detach()
+    dense = x @ w.T + layer.base.bias.detach()
+    torch.testing.assert_close(layer(x), dense, rtol=1e-5, atol=1e-5)
+    # untouched slices keep the base output exactly
+    base = layer.base(x)
+    for i, s in enumerate("qkv"):
+        if s not in slices:
+            assert torch.equal(layer(x)[..., i * D : (i + 1) * D], base[..., i * D : (i + 1) * D])
+
+
+def test_merge_folds_w0_plus_sBA_and_keeps_function():
+    layer = make()
+    layer.add_component(rank=3, scale=0.5)
+    randomize(layer)
+    x = torch.randn(3, D)
+    before = layer(x).detach()
+    w0 = layer.base.weight.detach().clone()
+    expected = w0.clone()
+    for s, _, c in layer.iter_components():
+        expected[layer.rows(s)] += 0.5 * c.B.detach() @ c.A.detach()
+    layer.merge()
+    torch.testing.assert_close(layer.base.weight, expected)
+    assert not list(layer.iter_components())
+    torch.testing.assert_close(layer(x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_adapter_gradients_equal_dense_reference():
+    """dL/dB = s (dL/dY_p) (A X)^T and dL/dA = s B^T (dL/dY_p) X^T for Y_p = W_p X + s B A X."""
+    layer = make(("k", "v"))
+    (comp_k, comp_v) = layer.add_component(rank=3, scale=0.8).values()
+    randomize(layer)
+    x = torch.randn(10, D)
+    g_out = torch.randn(10, 3 * D)
+    (layer(x) * g_out).sum().backward()
+    for comp, rows in ((comp_k, layer.rows("k")), (comp_v, layer.rows("v"))):
+        g = g_out[:, rows]  # dL/dY for this slice, tokens x d_out
+        A, B, s = comp.A.detach(), comp.B.detach(), comp.scale
+        torch.testing.assert_close(comp.B.grad, s * g.T @ (x @ A.T), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(comp.A.grad, s * B.T @ g.T @ x, rtol=1e-5, atol=1e-6)
+        # and both equal the chain rule through the dense weight gradient G_W = g^T x
+        gw = g.T @ x
+        torch.testing.assert_close(comp.B.grad, s * gw @ A.T, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(comp.A.grad, s * B.T @ gw, rtol=1e-5, atol=1e-6)
+    assert layer.base.weight.grad is None
+
+
+def test_freeze_and_add_per_task_components():
+    layer = make()
+    layer.add_component(rank=2)
+    layer.freeze_components()
+    new = layer.add_component(rank=2)
+    flags = [(i, c.A.requires_grad) for s, i, c in layer.iter_components()]
+    assert flags == [(0, False), (1, True), (0, False), (1, True)]
+    assert new["k"] is layer.components["k"][1]
+
+
+def test_bad_config_errors():
+    with pytest.raises(ConfigError, match="rank 13 is impossible"):
+        LoRAComponent(D, D, rank=13)
+    with pytest.raises(ConfigError, match="subset"):
+        make(("x",))
+    with pytest.raises(ConfigError, match="timm VisionTransformer"):
+        inject_lora(nn.Sequential(nn.Linear(2, 2)))

@@ -1,0 +1,36 @@
+"""ACC, MAA, BWT (Janus-LoRA Sec. 4.1) on hand-computed accuracy matrices."""
+
+import numpy as np
+import pytest
+
+from janus import metrics
+
+NAN = np.nan
+A3 = [[90.0, NAN, NAN], [70.0, 80.0, NAN], [50.0, 60.0, 85.0]]
+
+
+def test_hand_computed_three_tasks():
+    # ACC = (50 + 60 + 85) / 3 = 65
+    assert metrics.final_accuracy(A3) == pytest.approx(65.0)
+    # MAA = (90 + (70 + 80) / 2 + (50 + 60 + 85) / 3) / 3 = (90 + 75 + 65) / 3
+    assert metrics.mean_average_accuracy(A3) == pytest.approx(230.0 / 3)
+    # BWT = ((50 - 90) + (60 - 80)) / 2 = -30
+    assert metrics.backward_transfer(A3) == pytest.approx(-30.0)
+
+
+def test_no_forgetting_and_single_task():
+    a = [[80.0, NAN], [80.0, 70.0]]
+    assert metrics.backward_transfer(a) == 0.0
+    assert metrics.summary([[42.0]]) == {"acc": 42.0, "maa": 42.0, "bwt": 0.0}
+
+
+def test_upper_triangle_is_ignored_and_gaps_rejected():
+    filled = np.array(A3)
+    filled[np.triu_indices(3, 1)] = 12345.0
+    assert metrics.summary(filled) == metrics.summary(A3)
+    broken = np.array(A3)
+    broken[2, 1] = NAN
+    with pytest.raises(ValueError, match="missing"):
+        metrics.summary(broken)
+    with pytest.raises(ValueError, match="square"):
+        metrics.summary([[1.0, 2.0]])

@@ -1,0 +1,111 @@
+"""End-to-end runs of the one training loop: records, forgetting, resume, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from janus import metrics
+from janus.config import apply_overrides, profile
+from janus.errors import ConfigError, DataNotFoundError, JanusError, WeightsNotFoundError
+from janus.methods.finetune import Finetune
+from janus.results import metrics_of, read_record
+from janus.trainer import CHECKPOINT_NAME, run, run_dir
+
+
+def tiny(*overrides):
+    """The smoke profile, cut down to seconds: 2 tasks, few steps."""
+    cfg = profile("smoke")
+    return apply_overrides(
+        cfg,
+        ["data.num_tasks=2", "data.num_classes=6", "data.train_per_class=16",
+         "data.test_per_class=8", "train.epochs=5", "train.max_steps_per_task=3", *overrides],
+    )
+
+
+def test_end_to_end_record_rederives_metrics(tmp_path):
+    cfg = tiny()
+    record = run(cfg, tmp_path, progress=False)
+    path = run_dir(cfg, tmp_path) / "record.json"
+    stored = read_record(path)
+    assert stored["status"] == "complete" and stored["seed"] == 0
+    acc = np.array(stored["accuracy_matrix"], dtype=float)
+    assert acc.shape == (2, 2) and np.isnan(acc[0, 1])
+    # the accuracy matrix is the ratio of the stored counts, and the metrics follow from it
+    counts = stored["eval_counts"]
+    assert acc[1, 0] == pytest.approx(100 * counts[1][0][0] / counts[1][0][1])
+    assert [c[1] for c in counts[1]] == [24, 24]  # 3 classes x 8 test images per task
+    assert stored["metrics"] == metrics.summary(acc) == metrics_of(stored)
+    assert record["metrics"] == stored["metrics"]
+    assert [t["steps"] for t in stored["tasks"]] == [3, 3]
+    assert all(t["train_images_per_second"] > 0 for t in stored["tasks"])
+    assert {"torch", "timm", "python", "device"} <= set(stored["environment"])
+
+
+def test_smoke_finetune_forgets(tmp_path):
+    """The smoke profile shows catastrophic forgetting for sequential fine-tuning."""
+    record = run(profile("smoke"), tmp_path, progress=False)
+    acc = np.array(record["accuracy_matrix"], dtype=float)
+    assert acc[0, 0] > 60  # the first task is learned ...
+    assert record["metrics"]["bwt"] < -20  # ... and then largely forgotten
+
+
+def test_resume_after_crash_in_task_3_matches_uninterrupted(tmp_path, monkeypatch):
+    cfg = apply_overrides(profile("smoke"), ["train.epochs=1"])
+    reference = run(cfg, tmp_path / "a", progress=False)
+
+    original = Finetune.after_backward
+
+    def crash(self, model, ctx):
+        if ctx.index == 2 and ctx.step == 1:
+            raise KeyboardInterrupt("simulated kill during task 3")
+        original(self, model, ctx)
+
+    monkeypatch.setattr(Finetune, "after_backward", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "b", progress=False)
+    out = run_dir(cfg, tmp_path / "b")
+    partial = json.loads((out / "record.json").read_text())
+    assert partial["status"] == "partial" and len(partial["tasks"]) == 2
+    assert (out / CHECKPOINT_NAME).exists()
+    monkeypatch.setattr(Finetune, "after_backward", original)
+
+    with pytest.raises(JanusError, match="--resume"):
+        run(cfg, tmp_path / "b", progress=False)
+    resumed = run(cfg, tmp_path / "b", resume=True, progress=False)
+    assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
+    assert resumed["eval_counts"] == reference["eval_counts"]
+    assert [t["final_loss"] for t in resumed["tasks"]] == [
+        t["final_loss"] for t in reference["tasks"]
+    ]
+
+
+def test_finished_run_is_reused_and_other_config_protected(tmp_path, monkeypatch):
+    cfg = tiny()
+    first = run(cfg, tmp_path, progress=False)
+    monkeypatch.setattr("janus.trainer.Run.execute", lambda *a, **k: pytest.fail("re-ran"))
+    assert run(cfg, tmp_path, progress=False)["updated"] == first["updated"]
+    with pytest.raises(JanusError, match="different config"):
+        run(tiny("train.lr=0.1"), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        (["data.dataset=mini-imagenet-32", "data.root=/nonexistent/dir"], DataNotFoundError,
+         "not a directory"),
+        (["data.dataset=imagenet-r", "data.root=''"], DataNotFoundError, "JANUS_DATA"),
+        (["data.dataset=cifar10"], ConfigError, "unknown data set 'cifar10'"),
+        (["method.name=nope"], ConfigError, "unknown method 'nope'"),
+        (["lora.rank=49"], ConfigError, "lora.rank=49 is impossible"),
+        (["data.num_tasks=4"], ConfigError, "6 classes cannot be split into 4 equal tasks"),
+        (["model.source=checkpoint", "model.checkpoint=/no/such.pth"], WeightsNotFoundError,
+         "does not exist"),
+        (["method.params.k=3"], ConfigError, "has no parameter"),
+        (["train.optimizer=rmsprop"], ConfigError, "train.optimizer"),
+    ],
+)
+def test_bad_input_gives_one_clear_error(tmp_path, monkeypatch, overrides, error, message):
+    monkeypatch.delenv("JANUS_DATA", raising=False)
+    with pytest.raises(error, match=message):
+        run(tiny(*overrides), tmp_path, progress=False)
