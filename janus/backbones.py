@@ -69,6 +69,17 @@ def vit_from_hub(cfg: ModelConfig) -> VisionTransformer:
         ) from err
 
 
+PACKAGE_PREFIX = "janus:"
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """A checkpoint path; ``janus:weights/x.pth`` names a file shipped inside the package, so
+    that configs (and the run records that store them) are the same on every machine."""
+    if path.startswith(PACKAGE_PREFIX):
+        return Path(__file__).parent / path[len(PACKAGE_PREFIX) :]
+    return Path(path).expanduser()
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A state dict, or ``{"vit_kwargs": ..., "state_dict": ...}`` as ``janus pretrain`` saves."""
     if not path.is_file():
@@ -93,7 +104,7 @@ def vit_from_checkpoint(cfg: ModelConfig) -> VisionTransformer:
     """Architecture from the file's ``vit_kwargs`` when present, else ``timm`` ``cfg.name``."""
     if not cfg.checkpoint:
         raise ConfigError("model.source=checkpoint needs model.checkpoint=PATH")
-    ckpt = read_checkpoint(Path(cfg.checkpoint).expanduser())
+    ckpt = read_checkpoint(resolve_checkpoint(cfg.checkpoint))
     kwargs = ckpt.get("vit_kwargs")
     if kwargs:
         model = VisionTransformer(**{**kwargs, "num_classes": 0})

@@ -92,6 +92,33 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from janus.pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(dataset=args.dataset, data_root=args.data_root, seed=args.seed)
+    if args.epochs is not None:
+        cfg.epochs = args.epochs
+    if args.device is not None:
+        cfg.device = args.device
+    record = pretrain(cfg, args.out, progress=not args.quiet)
+    print(f"test top-1 {record['final_test_top1']:.2f}% after {len(record['epochs'])} epochs; "
+          f"weights: {Path(args.out) / 'weights.pth'}")
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from janus.reference import nearest_class_mean
+    from janus.results import write_json
+
+    args.method, args.seed, args.tasks = "finetune", 0, None
+    ref = nearest_class_mean(build_config(args))
+    path = Path(args.out) / args.profile / f"{ref['config']['data']['dataset']}-ncm.json"
+    write_json(path, ref)
+    print(f"NCM top-1 on {ref['num_classes']} classes: {ref['ncm_euclidean_top1']:.2f}% "
+          f"(Euclidean), {ref['ncm_cosine_top1']:.2f}% (cosine); written to {path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="janus", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -112,6 +139,22 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="discard an existing run and start over")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
+    pt = sub.add_parser("pretrain", help="pre-train the small ViT of the mini profile")
+    pt.add_argument("--dataset", default="tiny-imagenet-32")
+    pt.add_argument("--data-root", help="data root (default: $JANUS_DATA)")
+    pt.add_argument("--out", required=True, help="folder for weights.pth, record.json, state.pt")
+    pt.add_argument("--epochs", type=int)
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--device")
+    pt.add_argument("--quiet", action="store_true")
+    pt.set_defaults(func=cmd_pretrain)
+    rf = sub.add_parser("reference", help="frozen-feature nearest-class-mean accuracy")
+    rf.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
+    rf.add_argument("--data-root", help="data root (default: $JANUS_DATA)")
+    rf.add_argument("--device")
+    rf.add_argument("--set", action="append", metavar="KEY=VALUE")
+    rf.add_argument("--out", default="runs")
+    rf.set_defaults(func=cmd_reference)
     s = sub.add_parser("show", help="print a run record")
     s.add_argument("record", help="record.json or its run folder")
     s.set_defaults(func=cmd_show)

@@ -67,6 +67,8 @@ class Task:
     class_names: list[str]
     train: TransformedImages
     test: TransformedImages
+    train_plain: TransformedImages
+    """The training images with the test transform (for feature statistics, prototypes)."""
 
 
 class ClassIncrementalStream:
@@ -132,17 +134,18 @@ class ClassIncrementalStream:
     def task(self, t: int) -> Task:
         labels = self.task_labels(t)
 
-        def part(images: ImageSet, tf: T.Compose) -> TransformedImages:
+        def part(images: ImageSet) -> ImageSet:
             pos = np.flatnonzero((images.labels >= labels.start) & (images.labels < labels.stop))
-            chosen = images.subset(pos)
-            return TransformedImages(chosen, chosen.labels, tf)
+            return images.subset(pos)
 
+        train, test = part(self._train), part(self._test)
         return Task(
             index=t,
             labels=labels,
             class_names=self.class_names[labels.start : labels.stop],
-            train=part(self._train, self._train_tf),
-            test=part(self._test, self._test_tf),
+            train=TransformedImages(train, train.labels, self._train_tf),
+            test=TransformedImages(test, test.labels, self._test_tf),
+            train_plain=TransformedImages(train, train.labels, self._test_tf),
         )
 
     def train_loader(self, task: Task, generator: torch.Generator) -> DataLoader:
@@ -157,9 +160,11 @@ class ClassIncrementalStream:
         )
 
     def test_loader(self, task: Task) -> DataLoader:
-        return DataLoader(
-            task.test, batch_size=self.eval_batch_size, num_workers=self.num_workers
-        )
+        return self.eval_loader(task.test)
+
+    def eval_loader(self, images: TransformedImages) -> DataLoader:
+        """Batches in stored order, for evaluation and feature statistics."""
+        return DataLoader(images, batch_size=self.eval_batch_size, num_workers=self.num_workers)
 
 
 def class_order(num_available: int, data_cfg, seed: int) -> np.ndarray:
