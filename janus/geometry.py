@@ -11,6 +11,8 @@ float64.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 
 
@@ -123,3 +125,223 @@ def qr_retraction(V_tilde: torch.Tensor) -> torch.Tensor:
 def online_estimation_step(V: torch.Tensor, X: torch.Tensor, lr: float) -> torch.Tensor:
     """Janus-LoRA Eq. 9-10: one OE step, ``qr_retraction(V - lr * grad_V L_recon(V))``."""
     return qr_retraction(V - lr * reconstruction_gradient(X, V))
+
+
+# ---------------------------------------------------------------- SeqLoRA, SD-LoRA, EBLoRA
+#
+# SeqLoRA writes W = W0 + A B^T with A (n x r = d_out x r) and B (m x r = d_in x r): its B is
+# the *input* basis, i.e. our A^T, and its A is our s B. SD-LoRA writes dW = A B with
+# A (m x r = d_out x r) and B (r x n = r x d_in): its A is our B and its B is our A, so its
+# product A_k B_k is our B_k A_k. EBLoRA (code) writes dW = s U Vt with U (d_out x r) and
+# Vt (r x d_in) on Stiefel manifolds.
+
+
+def _as_tuple(x: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    return (x,) if isinstance(x, torch.Tensor) else tuple(x)
+
+
+def _like(structure: torch.Tensor | Sequence[torch.Tensor], values: tuple[torch.Tensor, ...]):
+    """``values`` in the structure of ``structure``: one tensor, or the tuple itself."""
+    return values[0] if isinstance(structure, torch.Tensor) else values
+
+
+def regularized_complement_projection(
+    B: torch.Tensor, bases: torch.Tensor | Sequence[torch.Tensor], eps: float
+) -> torch.Tensor:
+    """SeqLoRA Eq. 17 / Alg. 1 line 20: ``[I - B_int (B_int^T B_int + eps I)^-1 B_int^T] B``.
+
+    ``B`` is SeqLoRA's input basis (``d_in x r``, our ``A^T``); ``bases`` is
+    ``B_int = [B_1, ..., B_{i-1}]`` (``d_in x k``, a tensor or a sequence concatenated along
+    columns). ``eps = 0`` is the exact projection of Eq. 17, the minimiser of Eq. 13 (computed
+    as ``B - B_int B_int^+ B``, so a rank-deficient ``B_int`` is allowed); ``eps > 0`` is the
+    regularised projection of Algorithm 1, which differs from it by
+    ``eps B_int G^-1 (G + eps I)^-1 B_int^T B`` (``G = B_int^T B_int``): O(eps / sigma_min^2),
+    not scale-invariant in ``B_int``.
+    """
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    B_int = bases if isinstance(bases, torch.Tensor) else torch.cat(list(bases), dim=1)
+    if B_int.numel() == 0:
+        return B.clone()
+    if eps == 0:
+        return B - B_int @ (torch.linalg.pinv(B_int) @ B)
+    gram = B_int.T @ B_int
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    return B - B_int @ torch.linalg.solve(gram + eps * eye, B_int.T @ B)
+
+
+def cross_hessian_vector_product(
+    loss_fn: Callable[..., torch.Tensor],
+    A: torch.Tensor | Sequence[torch.Tensor],
+    B: torch.Tensor | Sequence[torch.Tensor],
+    g_A: torch.Tensor | Sequence[torch.Tensor],
+) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """SeqLoRA Eq. 16: ``H_AB[g_A] = grad_B <g_A, grad_A L(A, B)>``, by double backward.
+
+    ``loss_fn(A, B)`` returns a scalar; ``A`` (the lower-level variable) and ``B`` (the
+    upper-level one) are tensors or sequences of tensors (several layers: the contraction
+    then includes the cross-layer blocks), ``g_A`` has the structure of ``A``. Returns a
+    tensor (or tuple) shaped like ``B``; zero where ``grad_A L`` does not depend on ``B``.
+    """
+    As = tuple(a.detach().requires_grad_(True) for a in _as_tuple(A))
+    Bs = tuple(b.detach().requires_grad_(True) for b in _as_tuple(B))
+    gs = _as_tuple(g_A)
+    with torch.enable_grad():
+        loss = loss_fn(_like(A, As), _like(B, Bs))
+        grads_A = torch.autograd.grad(loss, As, create_graph=True)
+        inner = sum((ga * g.detach()).sum() for ga, g in zip(grads_A, gs, strict=True))
+        if not inner.requires_grad:
+            return _like(B, tuple(torch.zeros_like(b) for b in Bs))
+        out = torch.autograd.grad(inner, Bs, allow_unused=True)
+    return _like(
+        B, tuple(torch.zeros_like(b) if o is None else o for o, b in zip(out, Bs, strict=True))
+    )
+
+
+def _partial_grads(
+    loss_fn: Callable[..., torch.Tensor],
+    A: torch.Tensor | Sequence[torch.Tensor],
+    B: torch.Tensor | Sequence[torch.Tensor],
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Partial gradients ``(grad_A L, grad_B L)`` as tuples (zeros where L does not depend)."""
+    As = tuple(a.detach().requires_grad_(True) for a in _as_tuple(A))
+    Bs = tuple(b.detach().requires_grad_(True) for b in _as_tuple(B))
+    with torch.enable_grad():
+        grads = torch.autograd.grad(loss_fn(_like(A, As), _like(B, Bs)), As + Bs, allow_unused=True)
+    grads = tuple(
+        torch.zeros_like(x) if g is None else g for g, x in zip(grads, As + Bs, strict=True)
+    )
+    return grads[: len(As)], grads[len(As) :]
+
+
+def bilevel_reduced_gradient(
+    loss_fn: Callable[..., torch.Tensor],
+    A: torch.Tensor | Sequence[torch.Tensor],
+    B: torch.Tensor | Sequence[torch.Tensor],
+    alpha: float,
+) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """SeqLoRA Eq. 15 (Alg. 1 lines 9-18, one local step): the gradient of the reduced
+    objective ``Phi(B) = L(A - alpha grad_A L(A, B), B)`` (Eq. 9) at ``(A, B) = (A^(k), B^(k))``.
+
+    ``grad Phi = grad_B L(A~, B) - alpha H_AB(A, B)[grad_A L(A~, B)]`` with
+    ``A~ = A - alpha grad_A L(A, B)`` and ``H_AB`` of Eq. 16 (the cross-Hessian at ``A``, not
+    ``A~``). Structures as in :func:`cross_hessian_vector_product`.
+    """
+    grad_A, _ = _partial_grads(loss_fn, A, B)
+    A_tilde = tuple(a.detach() - alpha * g for a, g in zip(_as_tuple(A), grad_A, strict=True))
+    g_A, g_B = _partial_grads(loss_fn, _like(A, A_tilde), B)
+    hvp = _as_tuple(cross_hessian_vector_product(loss_fn, A, B, _like(A, g_A)))
+    return _like(B, tuple(gb - alpha * h for gb, h in zip(g_B, hvp, strict=True)))
+
+
+def normalized_direction(A: torch.Tensor, B: torch.Tensor, norm: str = "product") -> torch.Tensor:
+    """SD-LoRA Eq. 3: the direction of the LoRA product ``B A`` (SD-LoRA's ``A_k B_k``).
+
+    ``norm="product"`` (default, the paper): ``B A / ||B A||_F``, unit Frobenius norm and
+    invariant under ``(A, B) -> (G A, B G^-1)``; ``norm="factors"`` (the official code):
+    ``B A / (||B||_F ||A||_F)``, whose norm is ``<= 1`` (``= 1`` only for rank one) and which
+    depends on the factorisation. ``A`` is ``r x d_in``, ``B`` is ``d_out x r``.
+    """
+    product = B @ A
+    if norm == "product":
+        return product / product.norm()
+    if norm == "factors":
+        return product / (B.norm() * A.norm())
+    raise ValueError(f"norm must be 'product' or 'factors', got {norm!r}")
+
+
+def sdlora_delta(
+    alphas: Sequence[float] | torch.Tensor,
+    As: Sequence[torch.Tensor],
+    Bs: Sequence[torch.Tensor],
+    norm: str = "product",
+) -> torch.Tensor:
+    """SD-LoRA Eq. 4: ``sum_k alpha_k normalized_direction(A_k, B_k)`` (W = W0 + this)."""
+    terms = [
+        alpha * normalized_direction(A, B, norm) for alpha, A, B in zip(alphas, As, Bs, strict=True)
+    ]
+    return torch.stack(terms).sum(0)
+
+
+def sdlora_kd_coefficients(
+    new_dir: torch.Tensor, old_dirs: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, float]:
+    """SD-LoRA Eq. 7 / Alg. 1 lines 10-11: ``argmin_c ||new - sum_k c_k old_k||_F^2`` and the
+    residual norm ``||new - sum_k c_k old_k||_F`` (not squared).
+
+    With unit-norm directions (``normalized_direction``, paper norm) the residual is the sine
+    of the angle between ``new_dir`` and ``span(old_dirs)``, in [0, 1]: the units in which the
+    paper's ``tau = 9e-4`` is compared here. Solved by ``lstsq`` on the vectorised directions
+    (minimum-norm coefficients if they are linearly dependent).
+    """
+    M = torch.stack([d.reshape(-1) for d in old_dirs], dim=1)
+    coeffs = torch.linalg.lstsq(M, new_dir.reshape(-1, 1), driver="gelsd").solution[:, 0]
+    residual = float((new_dir.reshape(-1) - M @ coeffs).norm())
+    return coeffs, residual
+
+
+def sdlora_absorb_magnitudes(
+    alphas: torch.Tensor, alpha_new: float, coeffs: torch.Tensor, as_printed: bool = False
+) -> torch.Tensor:
+    """SD-LoRA Eq. 8 / Alg. 1 line 12: the old magnitudes after absorbing the new direction.
+
+    The new term ``alpha_t dir_t = alpha_t sum_k c_k dir_k`` (up to the residual) is absorbed
+    exactly by ``alpha_k + alpha_t c_k`` (default). ``as_printed=True`` gives the paper's
+    ``alpha_k + c_k``, which preserves ``W`` only when ``alpha_t = 1``.
+    """
+    return alphas + (coeffs if as_printed else alpha_new * coeffs)
+
+
+def polar_retraction(M: torch.Tensor) -> torch.Tensor:
+    """EBLoRA (code): ``U V^T`` of the thin SVD ``M = U S V^T``, the polar factor of M.
+
+    For full-rank M it is the nearest matrix (Frobenius) with orthonormal columns (tall M) or
+    rows (wide M), equal to ``M (M^T M)^-1/2`` resp. ``(M M^T)^-1/2 M``; a retraction on the
+    Stiefel manifold (``polar_retraction(X) = X`` for orthonormal X).
+    """
+    U, _, Vh = torch.linalg.svd(M, full_matrices=False)
+    return U @ Vh
+
+
+def stiefel_tangent_projection(X: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """EBLoRA (code): orthogonal projection of G onto the tangent space of the Stiefel
+    manifold at X: ``G - X sym(X^T G)`` for orthonormal columns (tall X, ``X^T X = I``),
+    ``G - sym(G X^T) X`` for orthonormal rows (wide X, ``X X^T = I``); ``sym(M) = (M + M^T)/2``.
+    """
+    if X.shape[0] >= X.shape[1]:
+        XtG = X.T @ G
+        return G - X @ (XtG + XtG.T) / 2
+    GXt = G @ X.T
+    return G - (GXt + GXt.T) / 2 @ X
+
+
+def restricted_tangent_projection(
+    Vt: torch.Tensor, G: torch.Tensor, protected_basis: torch.Tensor
+) -> torch.Tensor:
+    """EBLoRA (code): projection of G onto the tangent space at Vt (``r x d_in``, orthonormal
+    rows, ``Vt P = 0``) of the restricted Stiefel manifold ``{Vt : Vt Vt^T = I, Vt P = 0}``,
+    P = ``protected_basis`` (``d_in x k``, orthonormal columns: earlier tasks' input subspace).
+
+    ``stiefel_tangent_projection(Vt, G (I - P P^T))``: the result Z satisfies ``Z P = 0`` and
+    ``sym(Z Vt^T) = 0``, so a step ``Vt - lr Z`` followed by :func:`polar_retraction` keeps
+    ``Vt P = 0`` (the polar factor of a wide M has the row space of M).
+    """
+    G_free = G - (G @ protected_basis) @ protected_basis.T
+    return stiefel_tangent_projection(Vt, G_free)
+
+
+def optimal_feasible_basis(
+    Sigma: torch.Tensor, bases: torch.Tensor | Sequence[torch.Tensor], r: int
+) -> torch.Tensor:
+    """SeqLoRA Thm 7 (App. C.2, Eq. 84-90): an orthonormal ``d_in x r`` basis of the top-r
+    eigenspace of the compressed covariance ``P_free Sigma P_free`` (Eq. 87),
+    ``P_free = I - B_int (B_int^T B_int)^+ B_int^T`` (Eq. 85): the feasible rank-r subspace
+    that captures the most energy ``Tr(P Sigma)`` (Eq. 96). ``Sigma`` is the ``d_in x d_in``
+    input covariance; needs ``r <= d_in - rank(B_int)``.
+    """
+    eye = torch.eye(Sigma.shape[0], dtype=Sigma.dtype, device=Sigma.device)
+    P_free = regularized_complement_projection(eye, bases, 0.0)
+    compressed = P_free @ Sigma @ P_free
+    compressed = (compressed + compressed.T) / 2
+    _, vecs = torch.linalg.eigh(compressed)
+    return vecs[:, -r:].flip(1)

@@ -1,0 +1,109 @@
+"""Every EBLoRA claim holds (or is a documented FINDING), and every numeric check fails on a
+perturbed formula."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from janus import geometry as geo
+from proofs import load_all
+from proofs.core import REGISTRY
+
+load_all()
+EB = [cid for cid in REGISTRY if cid.startswith("eblora.")]
+FINDINGS = {"eblora.adam.reprojection"}
+NUMERIC = [cid for cid in EB if REGISTRY[cid].method == "numeric"]
+G = {name: getattr(geo, name) for name in dir(geo) if not name.startswith("_")}
+
+
+def test_registry_has_the_eblora_claims():
+    prefixes = ("eblora.spectrum", "eblora.polar", "eblora.tangent", "eblora.restricted")
+    assert all(any(cid.startswith(p) for cid in EB) for p in prefixes)
+
+
+@pytest.mark.parametrize("claim_id", EB)
+def test_claim_verdict(claim_id):
+    result = REGISTRY[claim_id].run()
+    assert result.verdict == ("FINDING" if claim_id in FINDINGS else "PASS"), result.note
+
+
+# --------------------------------------------------------------- perturbed formulas
+
+
+def _qr_instead_of_polar(M):
+    if M.shape[0] >= M.shape[1]:
+        return G["qr_retraction"](M)
+    return G["qr_retraction"](M.T).T
+
+
+def _polar_left_factor_only(M):
+    U, _, Vh = torch.linalg.svd(M, full_matrices=False)
+    return U if M.shape[0] >= M.shape[1] else Vh
+
+
+def _tall_formula_always(X, G_):
+    XtG = X.T @ G_
+    return G_ - X @ (XtG + XtG.T) / 2
+
+
+def _no_symmetrisation(X, G_):
+    if X.shape[0] >= X.shape[1]:
+        return G_ - X @ (X.T @ G_)
+    return G_ - (G_ @ X.T) @ X
+
+
+# (name of the geometry function, wrong formula, claims that must FAIL with it)
+PERTURBATIONS: dict[str, tuple[str, Callable, set[str]]] = {
+    "QR factor instead of the polar factor": (
+        "polar_retraction",
+        _qr_instead_of_polar,
+        {"eblora.polar.nearest"},
+    ),
+    "no retraction": (
+        "polar_retraction",
+        lambda M: M,
+        {"eblora.spectrum.balanced", "eblora.polar.nearest", "eblora.restricted.orthogonal"},
+    ),
+    "U without V^T": (
+        "polar_retraction",
+        _polar_left_factor_only,
+        {"eblora.polar.nearest"},
+    ),
+    "tangent projection for orthonormal columns applied to rows": (
+        "stiefel_tangent_projection",
+        _tall_formula_always,
+        {"eblora.tangent.projection", "eblora.restricted.orthogonal"},
+    ),
+    "tangent projection without sym (drops the skew part)": (
+        "stiefel_tangent_projection",
+        _no_symmetrisation,
+        {"eblora.tangent.projection", "eblora.restricted.orthogonal"},
+    ),
+    "restricted projection = plain Stiefel projection": (
+        "restricted_tangent_projection",
+        lambda Vt, G_, P: G["stiefel_tangent_projection"](Vt, G_),
+        {"eblora.restricted.orthogonal", "eblora.adam.reprojection"},
+    ),
+    "restricted projection without the tangent projection": (
+        "restricted_tangent_projection",
+        lambda Vt, G_, P: G_ - (G_ @ P) @ P.T,
+        {"eblora.restricted.orthogonal"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", PERTURBATIONS)
+def test_perturbed_formula_fails(name, monkeypatch):
+    attr, wrong, must_fail = PERTURBATIONS[name]
+    monkeypatch.setattr(geo, attr, wrong)
+    verdicts = {cid: REGISTRY[cid].run().verdict for cid in must_fail}
+    failed = {cid for cid, v in verdicts.items() if v == "FAIL"}
+    assert must_fail <= failed, f"{name}: expected {must_fail} to FAIL, got {verdicts}"
+
+
+def test_every_numeric_check_is_falsified():
+    falsified = set().union(*(p[2] for p in PERTURBATIONS.values()))
+    assert set(NUMERIC) <= falsified

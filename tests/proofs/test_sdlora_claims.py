@@ -1,0 +1,109 @@
+"""Every SD-LoRA claim holds (or is a documented FINDING), and every numeric check fails on a
+perturbed formula."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from janus import geometry as geo
+from proofs import load_all
+from proofs.core import REGISTRY
+
+load_all()
+SD = [cid for cid in REGISTRY if cid.startswith("sdlora.")]
+FINDINGS = {"sdlora.eq8.printed", "sdlora.thm1.sequential"}
+NUMERIC = [cid for cid in SD if REGISTRY[cid].method == "numeric"]
+G = {name: getattr(geo, name) for name in dir(geo) if not name.startswith("_")}
+
+
+def test_registry_has_the_sdlora_claims():
+    prefixes = ("sdlora.eq3", "sdlora.eq7", "sdlora.eq8", "sdlora.thm1")
+    assert all(any(cid.startswith(p) for cid in SD) for p in prefixes)
+
+
+@pytest.mark.parametrize("claim_id", SD)
+def test_claim_verdict(claim_id):
+    result = REGISTRY[claim_id].run()
+    assert result.verdict == ("FINDING" if claim_id in FINDINGS else "PASS"), result.note
+
+
+# --------------------------------------------------------------- perturbed formulas
+
+
+def _kd_squared_residual(new_dir, old_dirs):
+    coeffs, residual = G["sdlora_kd_coefficients"](new_dir, old_dirs)
+    return coeffs, residual**2
+
+
+def _kd_inner_products(new_dir, old_dirs):
+    coeffs = torch.stack([(new_dir * d).sum() for d in old_dirs])
+    fit = sum(c * d for c, d in zip(coeffs, old_dirs, strict=True))
+    return coeffs, float((new_dir - fit).norm())
+
+
+# (name of the geometry function, wrong formula, claims that must FAIL with it)
+PERTURBATIONS: dict[str, tuple[str, Callable, set[str]]] = {
+    "direction normalised by the code's norm by default": (
+        "normalized_direction",
+        lambda A, B, norm="product": G["normalized_direction"](A, B, "factors"),
+        {"sdlora.eq3.decomposition"},
+    ),
+    "direction normalised by the squared norm": (
+        "normalized_direction",
+        lambda A, B, norm="product": (B @ A) / (B @ A).norm() ** (2 if norm == "product" else 1),
+        {"sdlora.eq3.decomposition"},
+    ),
+    "Eq. 4 ignores the magnitudes": (
+        "sdlora_delta",
+        lambda alphas, As, Bs, norm="product": G["sdlora_delta"]([1.0] * len(As), As, Bs, norm),
+        {"sdlora.eq3.decomposition"},
+    ),
+    "KD residual squared": (
+        "sdlora_kd_coefficients",
+        _kd_squared_residual,
+        {"sdlora.eq7.kd"},
+    ),
+    "KD coefficients as inner products (ignores the Gram matrix)": (
+        "sdlora_kd_coefficients",
+        _kd_inner_products,
+        {"sdlora.eq7.kd", "sdlora.eq8.printed"},
+    ),
+    "absorption as printed (alpha_k + dalpha_k) by default": (
+        "sdlora_absorb_magnitudes",
+        lambda alphas, alpha_new, coeffs, as_printed=False: alphas + coeffs,
+        {"sdlora.eq7.kd", "sdlora.eq8.printed"},
+    ),
+    "LoRA factor gradients with the wrong sign": (
+        "lora_factor_gradients",
+        lambda grad, A, B, s: tuple(-x for x in G["lora_factor_gradients"](grad, A, B, s)),
+        {"sdlora.thm1.sequential"},
+    ),
+    "LoRA factor gradient of B without A^T": (
+        "lora_factor_gradients",
+        lambda grad, A, B, s: (s * (B.T @ grad), s * grad @ torch.linalg.pinv(A)),
+        {"sdlora.thm1.sequential"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", PERTURBATIONS)
+def test_perturbed_formula_fails(name, monkeypatch):
+    attr, wrong, must_fail = PERTURBATIONS[name]
+    monkeypatch.setattr(geo, attr, wrong)
+    verdicts = {cid: REGISTRY[cid].run().verdict for cid in must_fail}
+    failed = {cid for cid, v in verdicts.items() if v == "FAIL"}
+    assert must_fail <= failed, f"{name}: expected {must_fail} to FAIL, got {verdicts}"
+
+
+def test_every_numeric_check_is_falsified():
+    falsified = set().union(*(p[2] for p in PERTURBATIONS.values()))
+    assert set(NUMERIC) <= falsified
+
+
+def test_normalized_direction_rejects_unknown_norm():
+    A, B = torch.randn(2, 4), torch.randn(3, 2)
+    with pytest.raises(ValueError, match="norm"):
+        geo.normalized_direction(A, B, norm="spectral")
