@@ -197,7 +197,7 @@ def mini_profile() -> RunConfig:
             std=(0.5, 0.5, 0.5),
         ),
         lora=LoRAConfig(rank=3),
-        train=TrainConfig(epochs=3, lr=1e-3),
+        train=TrainConfig(epochs=4, lr=1e-3),
     )
 
 
