@@ -8,7 +8,7 @@ import pytest
 from janus import metrics
 from janus.config import apply_overrides, profile
 from janus.errors import ConfigError, DataNotFoundError, JanusError, WeightsNotFoundError
-from janus.methods.finetune import Finetune
+from janus.methods import METHODS
 from janus.results import metrics_of, read_record
 from janus.trainer import CHECKPOINT_NAME, run, run_dir
 
@@ -50,25 +50,27 @@ def test_smoke_finetune_forgets(tmp_path):
     assert record["metrics"]["bwt"] < -20  # ... and then largely forgotten
 
 
-def test_resume_after_crash_in_task_3_matches_uninterrupted(tmp_path, monkeypatch):
-    cfg = apply_overrides(profile("smoke"), ["train.epochs=1"])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_resume_after_crash_in_task_3_matches_uninterrupted(tmp_path, monkeypatch, method):
+    cfg = apply_overrides(profile("smoke"), ["train.epochs=1", f"method.name={method}"])
     reference = run(cfg, tmp_path / "a", progress=False)
 
-    original = Finetune.after_backward
+    cls = METHODS[method]
+    original = cls.after_backward
 
     def crash(self, model, ctx):
         if ctx.index == 2 and ctx.step == 1:
             raise KeyboardInterrupt("simulated kill during task 3")
         original(self, model, ctx)
 
-    monkeypatch.setattr(Finetune, "after_backward", crash)
+    monkeypatch.setattr(cls, "after_backward", crash)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "b", progress=False)
     out = run_dir(cfg, tmp_path / "b")
     partial = json.loads((out / "record.json").read_text())
     assert partial["status"] == "partial" and len(partial["tasks"]) == 2
     assert (out / CHECKPOINT_NAME).exists()
-    monkeypatch.setattr(Finetune, "after_backward", original)
+    monkeypatch.setattr(cls, "after_backward", original)
 
     with pytest.raises(JanusError, match="--resume"):
         run(cfg, tmp_path / "b", progress=False)
