@@ -82,15 +82,31 @@ def rectify_factor_updates(
     ``dB = (1/s) R A^T (A A^T + delta I)^-1``. ``gamma = 0`` needs ``B`` of full column rank and
     ``A`` of full row rank (a fresh LoRA pair has ``B = 0``, so then ``gamma > 0``).
     """
+    return rectify_from_products(B.T @ delta_w_safe, delta_w_safe @ A.T, A, B, s, gamma)
+
+
+def rectify_from_products(
+    bt_w: torch.Tensor,
+    w_at: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    s: float,
+    gamma: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Janus-LoRA Eq. 6-7 from the only two products of ``dW_safe`` they use.
+
+    ``bt_w = B^T dW_safe`` (r x d_in) and ``w_at = dW_safe A^T`` (d_out x r); the residual
+    enters Eq. 7 only as ``R A^T = w_at - s B dA A^T``. This lets a training step rectify
+    without ever forming the d_out x d_in matrix ``dW_safe``.
+    """
     if gamma < 0:
         raise ValueError(f"the ridge coefficient gamma must be >= 0, got {gamma}")
     delta = gamma / s**2
-    r = A.shape[0]
-    eye = torch.eye(r, dtype=A.dtype, device=A.device)
-    delta_A = torch.linalg.solve(B.T @ B + delta * eye, B.T @ delta_w_safe) / s
-    residual = delta_w_safe - s * (B @ delta_A)
+    eye = torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+    delta_A = torch.linalg.solve(B.T @ B + delta * eye, bt_w) / s
+    r_at = w_at - s * (B @ (delta_A @ A.T))
     # dB (A A^T + delta I) = (1/s) R A^T, solved from the symmetric left-hand side.
-    delta_B = torch.linalg.solve(A @ A.T + delta * eye, A @ residual.T).T / s
+    delta_B = torch.linalg.solve(A @ A.T + delta * eye, r_at.T).T / s
     return delta_A, delta_B
 
 

@@ -179,11 +179,7 @@ class JanusLoRA(Method):
         if basis is not None:
             bt_g = geo.safe_update(bt_g, basis)
             g_at = g_at - gw_v @ (basis.T @ A.T)
-        delta = self.params["gamma"] / s**2
-        eye = torch.eye(A.shape[0], device=A.device)
-        d_a = torch.linalg.solve(B.T @ B + delta * eye, bt_g) / s
-        r_at = g_at - s * B @ (d_a @ A.T)  # R A^T with R = G_safe - s B dA
-        d_b = torch.linalg.solve(A @ A.T + delta * eye, r_at.T).T / s
+        d_a, d_b = geo.rectify_from_products(bt_g, g_at, A, B, s, self.params["gamma"])
         return d_a.to(comp.A.dtype), d_b.to(comp.B.dtype)
 
     @torch.no_grad()
