@@ -104,6 +104,11 @@ def top1(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch
     return 100.0 * correct / len(x)
 
 
+def portable(config: dict[str, Any]) -> dict[str, Any]:
+    """The config without the fields that may differ between machines (resume check)."""
+    return {k: v for k, v in config.items() if k not in ("data_root", "device")}
+
+
 def pretrain(cfg: PretrainConfig, out_dir: str | os.PathLike, progress: bool = True) -> dict:
     """Train (or resume) and write ``weights.pth``, ``record.json`` and ``state.pt``."""
     out = Path(out_dir)
@@ -134,7 +139,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | os.PathLike, progress: bool = T
     state_path = out / "state.pt"
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
-        if state["record"]["config"] != record["config"]:
+        if portable(state["record"]["config"]) != portable(record["config"]):
             raise ConfigError(f"{state_path} was written by another config; use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

@@ -7,6 +7,7 @@ import torch
 
 from janus.backbones import build_vit
 from janus.config import ModelConfig
+from janus.errors import ConfigError
 from janus.pretrain import PretrainConfig, augment, lr_factor, pretrain, to_input
 
 TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 24, "depth": 1, "num_heads": 2}
@@ -51,7 +52,10 @@ def test_resumed_pretraining_equals_uninterrupted_and_loads_as_backbone(tmp_path
         pretrain(cfg, tmp_path / "b", progress=False)
     assert len(json.loads((tmp_path / "b" / "record.json").read_text())["epochs"]) == 1
     monkeypatch.setattr(module, "top1", real_top1)
-    resumed = pretrain(cfg, tmp_path / "b", progress=False)
+    other = PretrainConfig(**{**cfg.__dict__, "data_root": str(tmp_path), "device": "cpu"})
+    with pytest.raises(ConfigError, match="another config"):
+        pretrain(PretrainConfig(**{**cfg.__dict__, "lr": 0.5}), tmp_path / "b", progress=False)
+    resumed = pretrain(other, tmp_path / "b", progress=False)  # a new machine may differ here
 
     for key in ("train_loss", "test_top1", "lr_end"):
         assert [e[key] for e in resumed["epochs"]] == [e[key] for e in full["epochs"]]
