@@ -110,6 +110,23 @@ def rectify_from_products(
     return delta_A, delta_B
 
 
+def exactly_safe_factor_steps(
+    delta_A: torch.Tensor, delta_B: torch.Tensor, A: torch.Tensor, V: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Factor steps whose *exact* composite update vanishes on span(V) (our addition, see
+    proofs/ERRATA.md: GR alone leaves the leak ``s dB A V``).
+
+    Returns ``dA' = dA (I - V V^T)`` and ``dB' = dB (I - M M^+)`` with ``M = A V`` (r x k).
+    Then ``(B + dB')(A + dA') V - B A V = B dA' V + dB' M + dB' dA' V = 0`` for every B and s.
+    ``dB'`` is the closest matrix to ``dB`` (Frobenius) with ``dB' M = 0``; when ``M`` has full
+    row rank (generic for k >= r) it is zero, i.e. B is frozen while a history exists.
+    """
+    safe_A = safe_update(delta_A, V)
+    M = A @ V
+    safe_B = delta_B - (delta_B @ M) @ torch.linalg.pinv(M)
+    return safe_A, safe_B
+
+
 def reconstruction_loss(X: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """Janus-LoRA Eq. 8: ``1/2 ||X - X V V^T||_F^2`` for a batch X (batch x d_in), V (d_in x k)."""
     return 0.5 * (X - (X @ V) @ V.T).pow(2).sum()

@@ -509,6 +509,42 @@ def gr_leak() -> Outcome:
     return Outcome(max(errs), "; ".join(parts) + " over 20 instances")
 
 
+@claim(
+    "janus.exact-safe",
+    paper=PAPER,
+    where="Sec. 3.3.2 (our exactly-safe variant, janus-lora exact_safe=True)",
+    statement="dA' = dA(I - VV^T), dB' = dB(I - MM^+) with M = AV make the exact update "
+    "s[(B + dB')(A + dA') - BA] vanish on span(V) for any dA, dB, B, s; dB' is the closest "
+    "matrix to dB with dB' M = 0 (Frobenius), and it is 0 when M has full row rank",
+    method="numeric",
+    tolerance=1e-10,
+)
+def exact_safe() -> Outcome:
+    g = _gen(11)
+    errs = []
+    for d_out, d_in, r, k in ((9, 12, 3, 5), (9, 12, 4, 2), (20, 16, 2, 6)):
+        A, B = _randn(g, r, d_in), _randn(g, d_out, r)
+        dA, dB = _randn(g, r, d_in), _randn(g, d_out, r)
+        V = _basis(_randn(g, d_in, k), k)
+        sA, sB = geo.exactly_safe_factor_steps(dA, dB, A, V)
+        s = 1.7
+        exact = s * (B + sB) @ (A + sA) - s * B @ A
+        scale = float(s * (dB.norm() * A.norm() + B.norm() * dA.norm()))
+        errs.append(float((exact @ V).norm()) / scale)
+        M = A @ V
+        errs.append(float((sB @ M).norm() / dB.norm()))
+        errs.append(_rel(sA, dA - dA @ V @ V.T))
+        # closest: no feasible Z = dB' + W (I - MM^+) is nearer to dB
+        for _ in range(5):
+            Z = sB + _randn(g, d_out, r) @ (torch.eye(r, dtype=F64) - M @ torch.linalg.pinv(M))
+            errs.append(max(0.0, float((dB - sB).norm() - (dB - Z).norm())) / float(dB.norm()))
+        if k >= r:  # generic M = AV has full row rank r: B cannot move at all
+            errs.append(float(sB.norm() / dB.norm()))
+        else:
+            errs.append(_gate(float(sB.norm()) > 1e-3 * float(dB.norm())))
+    return Outcome(max(errs), "exact update on span(V) vanishes; dB' = 0 whenever k >= r")
+
+
 # ---------------------------------------------------------------- Eq. 4
 
 

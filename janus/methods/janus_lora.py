@@ -37,6 +37,11 @@ from janus.model import ContinualViT
 PAPER_WIDTH, PAPER_K = 768, 50
 
 
+def scaled_k(k_paper: int, width: int) -> int:
+    """The paper's OE rank at width 768 scaled to ``width`` (at least 1)."""
+    return max(1, round(k_paper * width / PAPER_WIDTH))
+
+
 class ActivationCapture:
     """Forward/gradient hooks on one fused qkv layer during training steps.
 
@@ -84,6 +89,7 @@ class JanusLoRA(Method):
         "gamma": 1e-4,  # ridge coefficient of Eq. 27 / 34 (delta = gamma / s^2)
         "memory": "snapshot",  # or "union"
         "max_rank": None,  # cap of the union basis (None: d_in // 2)
+        "exact_safe": False,  # also remove the update's leak on span(V) after the step
         "lambda_dml": 1.0,
         "tau": 0.07,
         "margin": 0.3,
@@ -94,17 +100,20 @@ class JanusLoRA(Method):
         if self.params["memory"] not in ("snapshot", "union"):
             raise ConfigError(f"janus-lora memory must be snapshot or union, got "
                               f"{self.params['memory']!r}")
+        if self.params["exact_safe"] and not self.params["oe"]:
+            raise ConfigError("janus-lora exact_safe=True needs oe=True (it protects the OE basis)")
         self.captures: list[ActivationCapture] = []
         self.online: list[torch.Tensor] = []
         self.history: list[torch.Tensor | None] = []
         self.old_prototypes: torch.Tensor | None = None
         self.projection: list[torch.Tensor | None] = []
+        self.pending_steps: list[tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     # ------------------------------------------------------------------ set-up
     def rank_k(self, d_in: int) -> int:
         k = self.params["k"]
         if k is None:
-            k = max(1, round(PAPER_K * d_in / PAPER_WIDTH))
+            k = scaled_k(PAPER_K, d_in)
         if not 1 <= k < d_in:
             raise ConfigError(f"janus-lora k={k} must lie in 1..{d_in - 1} for width {d_in}")
         return int(k)
@@ -166,8 +175,29 @@ class JanusLoRA(Method):
                         comp.A.grad.dtype
                     )
             cap.gw_v = {}
+        if self.params["exact_safe"]:
+            self.pending_steps = [
+                (comp, basis, comp.A.detach().clone(), comp.B.detach().clone())
+                for cap, basis in zip(self.captures, self.projection, strict=True)
+                if basis is not None
+                for comp in (cap.adapter.components[s][0] for s in cap.adapter.slices)
+            ]
         if self.params["oe"]:
             self.estimate()
+
+    @torch.no_grad()
+    def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """``exact_safe``: replace the optimizer's factor steps by the closest ones whose exact
+        composite update vanishes on the historical subspace
+        (:func:`janus.geometry.exactly_safe_factor_steps`)."""
+        for comp, basis, a_old, b_old in self.pending_steps:
+            d_a, d_b = geo.exactly_safe_factor_steps(
+                comp.A.float() - a_old.float(), comp.B.float() - b_old.float(), a_old.float(),
+                basis,
+            )
+            comp.A.copy_(a_old + d_a.to(a_old.dtype))
+            comp.B.copy_(b_old + d_b.to(b_old.dtype))
+        self.pending_steps = []
 
     def rectified(self, comp, basis: torch.Tensor | None, gw_v: torch.Tensor | None):
         """GR (Eq. 6-7) of the safe gradient G_W (I - V V^T), from the factor gradients and

@@ -154,8 +154,40 @@ def test_smoke_runs_and_keeps_bases_orthonormal(tmp_path, flags):
 
 
 def test_bad_parameters():
+    with pytest.raises(ConfigError, match="exact_safe=True needs oe=True"):
+        JanusLoRA(profile("smoke"), exact_safe=True, oe=False)
     with pytest.raises(ConfigError, match="memory"):
         JanusLoRA(profile("smoke"), memory="all")
     model = build_model(SMALL, LoRAConfig(rank=2))
     with pytest.raises(ConfigError, match="k=24"):
         JanusLoRA(profile("smoke"), k=24).setup(model)
+
+
+def test_exact_safe_step_leaves_the_protected_subspace_untouched():
+    """After a real Adam step the exact weight change of every slice vanishes on span(V)."""
+    model, method = setup(gamma=1e-3, exact_safe=True, dml=False)
+    method.history = [geo.qr_retraction(torch.randn(24, 5)) for _ in model.adapters]
+    method.before_task(model, None)
+    opt = torch.optim.Adam([p for c in model.lora_components() for p in (c.A, c.B)], lr=1e-2)
+    before = [a.delta_weight().detach().clone() for a in model.adapters]
+    backward(model, method)
+    method.after_backward(model, None)
+    opt.step()
+    raw = [a.delta_weight().detach() - b for a, b in zip(model.adapters, before, strict=True)]
+    method.after_step(model, None)
+    for a, b, r, v in zip(model.adapters, before, raw, method.history, strict=True):
+        dw = a.delta_weight().detach() - b
+        assert float(dw.norm()) > 0
+        assert float((dw @ v).norm()) < 1e-5 * float(dw.norm())
+        assert float((r @ v).norm()) > 1e-2 * float(r.norm())  # Adam alone is not safe
+
+
+def test_all_switches_off_is_plain_lora_finetuning(tmp_path):
+    """Table 1 row 1 (no OE, GR, DML) is the Finetune baseline, step for step."""
+    base = ["train.epochs=1", "data.num_tasks=4"]
+    off = ["method.name=janus-lora", "method.label=janus-off", "method.params.oe=False",
+           "method.params.gr=False", "method.params.dml=False"]
+    janus = run(apply_overrides(profile("smoke"), base + off), tmp_path, progress=False)
+    plain = run(apply_overrides(profile("smoke"), base), tmp_path, progress=False)
+    assert janus["accuracy_matrix"] == plain["accuracy_matrix"]
+    assert (tmp_path / "smoke" / "synthetic-T4" / "janus-off" / "seed0" / "record.json").is_file()

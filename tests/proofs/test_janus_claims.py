@@ -85,6 +85,18 @@ PERTURBATIONS: dict[str, tuple[object, str, Callable, set[str]]] = {
         lambda V: V @ V.T,
         {"janus.thm31.numeric"},
     ),
+    "exactly_safe_factor_steps leaves dB alone": (
+        geo,
+        "exactly_safe_factor_steps",
+        lambda dA, dB, A, V: (dA - dA @ V @ V.T, dB),
+        {"janus.exact-safe"},
+    ),
+    "exactly_safe_factor_steps zeroes dB always": (
+        geo,
+        "exactly_safe_factor_steps",
+        lambda dA, dB, A, V: (dA - dA @ V @ V.T, 0 * dB),
+        {"janus.exact-safe"},
+    ),
     "lora_factor_gradients missing transpose": (
         geo,
         "lora_factor_gradients",
