@@ -15,6 +15,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from janus import metrics
+from janus.backbones import checkpoint_sha256
 from janus.config import RunConfig
 from janus.data.stream import ClassIncrementalStream, Task, build_stream
 from janus.errors import ConfigError, JanusError
@@ -62,10 +64,10 @@ def task_seed(seed: int, task: int) -> int:
 
 
 def run_dir(cfg: RunConfig, out_root: str | os.PathLike) -> Path:
-    """``<out>/<profile>/<dataset>-T<T>/<method>/seed<S>``."""
+    """``<out>/<profile>/<dataset>-T<T>/<method label or name>/seed<S>``."""
     d = cfg.data
     return (
-        Path(out_root) / cfg.profile / f"{d.dataset}-T{d.num_tasks}" / cfg.method.name
+        Path(out_root) / cfg.profile / f"{d.dataset}-T{d.num_tasks}" / cfg.method.run_name
         / f"seed{cfg.seed}"
     )
 
@@ -75,6 +77,7 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     c = json.loads(json.dumps(config))
     for section, key in MACHINE_FIELDS:
         c[section].pop(key, None)
+    c["method"].setdefault("label", None)  # records written before labels existed
     return c
 
 
@@ -99,18 +102,40 @@ def make_schedule(cfg: RunConfig, opt: torch.optim.Optimizer, total: int):
     raise ConfigError(f"train.schedule must be 'cosine' or 'constant', got {cfg.train.schedule!r}")
 
 
+class Observer:
+    """Instrumentation that watches a run's training steps without changing them
+    (e.g. :class:`janus.violation.ViolationProbe`); every hook is a no-op by default."""
+
+    def before_task(self, run: Run, ctx: TaskContext) -> None:
+        """After the method's ``before_task``, before the task's first step."""
+
+    def before_step(self, run: Run, ctx: TaskContext) -> None:
+        """After backward and the method's gradient hook, before the optimizer step."""
+
+    def after_step(self, run: Run, ctx: TaskContext) -> None:
+        """After the optimizer step and the method's ``after_step``."""
+
+
 class Run:
     """One method on one stream with one seed; see :func:`run`."""
 
-    def __init__(self, cfg: RunConfig, out_dir: Path, progress: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out_dir: Path,
+        progress: bool = True,
+        observers: Sequence[Observer] = (),
+    ) -> None:
         self.cfg = cfg
         self.out_dir = out_dir
         self.progress = progress
+        self.observers = list(observers)
         self.device = resolve_device(cfg.train.device)
         seed_everything(cfg.seed)
         self.stream: ClassIncrementalStream = build_stream(cfg, cfg.seed)
         self.method: Method = build_method(cfg)
         self.model: ContinualViT = build_model(cfg.model, cfg.lora).to(self.device)
+        self.checkpoint_sha256 = checkpoint_sha256(cfg.model)
         self.tasks: dict[int, Task] = {}
         t = self.stream.num_tasks
         self.acc = np.full((t, t), np.nan)
@@ -143,6 +168,8 @@ class Run:
             total = min(total, self.cfg.train.max_steps_per_task)
         ctx = TaskContext(task=task, stream=self.stream, device=self.device, total_steps=total)
         method.before_task(model, ctx)
+        for obs in self.observers:
+            obs.before_task(self, ctx)
         opt = make_optimizer(self.cfg, method.parameter_groups(model, ctx))
         sched = make_schedule(self.cfg, opt, total)
         losses: list[float] = []
@@ -163,9 +190,13 @@ class Run:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 method.after_backward(model, ctx)
+                for obs in self.observers:
+                    obs.before_step(self, ctx)
                 opt.step()
                 sched.step()
                 method.after_step(model, ctx)
+                for obs in self.observers:
+                    obs.after_step(self, ctx)
                 losses.append(float(loss.detach()))
                 images_seen += len(images)
                 ctx.step += 1
@@ -213,6 +244,7 @@ class Run:
             "config": self.cfg.to_dict(),
             "seed": self.cfg.seed,
             "environment": environment(str(self.device)),
+            "checkpoint_sha256": self.checkpoint_sha256,
             "started": self.started,
             "updated": now(),
             "class_order": [int(c) for c in self.stream.class_order],
@@ -298,13 +330,16 @@ def run(
     rec_path, ckpt = out_dir / RECORD_NAME, out_dir / CHECKPOINT_NAME
     if not force and rec_path.exists():
         old = json.loads(rec_path.read_text())
-        same = comparable(old["config"]) == comparable(cfg.to_dict())
+        sha = checkpoint_sha256(cfg.model)
+        same = comparable(old["config"]) == comparable(cfg.to_dict()) and (
+            old.get("checkpoint_sha256", sha) == sha  # the same config on other weights
+        )
         if old.get("status") == "complete" and same:
             return old
         if not same:
             raise JanusError(
-                f"{out_dir} holds a run with a different config; choose another --out, or pass "
-                f"--force to overwrite it"
+                f"{out_dir} holds a run with a different config or backbone weights; choose "
+                f"another --out, or pass --force to overwrite it"
             )
     if ckpt.exists() and not (resume or force):
         raise JanusError(
