@@ -7,6 +7,7 @@ fused ``qkv`` Linear of every block (:func:`janus.lora.inject_lora`).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,21 @@ def resolve_checkpoint(path: str) -> Path:
     if path.startswith(PACKAGE_PREFIX):
         return Path(__file__).parent / path[len(PACKAGE_PREFIX) :]
     return Path(path).expanduser()
+
+
+def checkpoint_sha256(cfg: ModelConfig) -> str | None:
+    """SHA-256 of the checkpoint file a ``checkpoint`` source loads (None for other sources),
+    so a record names the exact weights behind its numbers."""
+    if cfg.source != "checkpoint" or cfg.checkpoint is None:
+        return None
+    path = resolve_checkpoint(cfg.checkpoint)
+    if not path.is_file():
+        read_checkpoint(path)  # raises the error that says what to do
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

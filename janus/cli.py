@@ -13,6 +13,7 @@ from janus.errors import JanusError
 def build_config(args: argparse.Namespace) -> RunConfig:
     cfg = profile(args.profile)
     cfg.method.name = args.method
+    cfg.method.label = getattr(args, "label", None)
     cfg.seed = args.seed
     if args.data_root is not None:
         cfg.data.root = args.data_root
@@ -128,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run one method on one profile with one seed")
     r.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
     r.add_argument("--method", default="finetune")
+    r.add_argument("--label", help="run folder / summary name, e.g. for an ablation variant")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--data-root", help="data root (default: $JANUS_DATA)")
     r.add_argument("--tasks", type=int, help="number of tasks T")

@@ -85,6 +85,13 @@ class TrainConfig:
 class MethodConfig:
     name: str = "finetune"
     params: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    """Name of the run folder and of the row in summaries (e.g. an ablation variant);
+    None means ``name``."""
+
+    @property
+    def run_name(self) -> str:
+        return self.label or self.name
 
 
 @dataclass

@@ -118,7 +118,8 @@ def aggregate(values: Iterable[float]) -> Aggregate:
 
 def group_key(record: dict[str, Any]) -> tuple[str, str, int, str]:
     c = record["config"]
-    return (c["profile"], c["data"]["dataset"], c["data"]["num_tasks"], c["method"]["name"])
+    method = c["method"].get("label") or c["method"]["name"]
+    return (c["profile"], c["data"]["dataset"], c["data"]["num_tasks"], method)
 
 
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

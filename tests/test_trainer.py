@@ -91,6 +91,29 @@ def test_finished_run_is_reused_and_other_config_protected(tmp_path, monkeypatch
         run(tiny("train.lr=0.1"), tmp_path, progress=False)
 
 
+def test_records_name_the_backbone_weights(tmp_path):
+    """Same config, other weights in the checkpoint file: the old record is not reused."""
+    import hashlib
+
+    import torch
+
+    from janus.backbones import vit_from_config
+
+    path = tmp_path / "vit.pth"
+    small = profile("smoke").model
+    kwargs = {k: getattr(small, k) for k in ("img_size", "patch_size", "embed_dim", "depth",
+                                             "num_heads")}
+    torch.manual_seed(0)
+    torch.save({"vit_kwargs": kwargs, "state_dict": vit_from_config(small).state_dict()}, path)
+    cfg = tiny("model.source=checkpoint", f"model.checkpoint={path}")
+    record = run(cfg, tmp_path / "runs", progress=False)
+    assert record["checkpoint_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    torch.manual_seed(1)
+    torch.save({"vit_kwargs": kwargs, "state_dict": vit_from_config(small).state_dict()}, path)
+    with pytest.raises(JanusError, match="different config or backbone weights"):
+        run(cfg, tmp_path / "runs", progress=False)
+
+
 @pytest.mark.parametrize(
     ("overrides", "error", "message"),
     [
