@@ -42,3 +42,18 @@ def metric_bars(rows: list[dict[str, Any]], title: str) -> plt.Figure:
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def sweep_lines(
+    rows: list[dict[str, Any]], values: list[Any], xlabel: str, title: str
+) -> plt.Figure:
+    """ACC / MAA / BWT (mean ± std over seeds) against a swept hyper-parameter."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    for ax, m in zip(axes, ("acc", "maa", "bwt"), strict=True):
+        ax.errorbar(values, [r[m] for r in rows], yerr=[r[f"{m}_std"] for r in rows],
+                    marker="o", capsize=3)
+        ax.set_title(m.upper())
+        ax.set_xlabel(xlabel)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

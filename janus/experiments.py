@@ -1,0 +1,175 @@
+"""Building blocks of the reproduction notebooks: configs, run grids, ablation variants.
+
+A notebook states *what* to run (profile, methods or variants, seeds); these helpers build the
+configs, run them through :func:`janus.trainer.run` (finished runs are reused, interrupted
+ones resumed) and turn the records into rows of a table.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from janus.config import RunConfig, apply_overrides
+from janus.config import profile as make_profile
+from janus.results import summarize
+from janus.trainer import run
+
+
+def make_config(
+    profile: str,
+    method: str = "finetune",
+    seed: int = 0,
+    *,
+    tasks: int | None = None,
+    data_root: str | None = None,
+    overrides: Sequence[str] = (),
+    params: dict[str, Any] | None = None,
+    label: str | None = None,
+) -> RunConfig:
+    """The named profile with method, seed, T, data root, method params, label and overrides."""
+    cfg = make_profile(profile)
+    cfg.method.name, cfg.seed, cfg.method.label = method, seed, label
+    cfg.method.params = dict(params or {})
+    if tasks is not None:
+        cfg.data.num_tasks = tasks
+    if data_root is not None:
+        cfg.data.root = data_root
+    return apply_overrides(cfg, overrides)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A method with fixed parameters under its own run label (a table row)."""
+
+    name: str
+    """Row name shown in tables."""
+    method: str
+    params: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    """Run folder / summary key; None uses the method name (the method's defaults)."""
+
+    @property
+    def key(self) -> str:
+        return self.label or self.method
+
+
+def janus_variant(name: str, label: str | None = None, **params: Any) -> Variant:
+    return Variant(name, "janus-lora", params, label)
+
+
+TABLE1_VARIANTS: dict[int, Variant] = {
+    # Row 1 has no OE, GR or DML: plain LoRA fine-tuning, which is the Finetune baseline step
+    # for step (tests/methods/test_janus_lora.py); the paper prints the same numbers for it
+    # in Tables 1 and 2.
+    1: Variant("(1) LoRA", "finetune"),
+    2: janus_variant("(2) DML", "janus-dml", oe=False, gr=False),
+    3: janus_variant("(3) OE", "janus-oe", gr=False, dml=False),
+    4: janus_variant("(4) GR", "janus-gr", oe=False, dml=False),
+    5: janus_variant("(5) OE+GR", "janus-oe-gr", dml=False),
+    6: janus_variant("(6) OE+DML", "janus-oe-dml", gr=False),
+    7: janus_variant("(7) OE+GR+DML", None),
+}
+"""Janus-LoRA Table 1 (Sec. 4.2): the seven OE / GR / DML combinations."""
+
+
+def sweep_variants(param: str, values: Iterable[Any], default: Any) -> list[Variant]:
+    """Janus-LoRA with ``param`` set to each value; the default value maps to the plain
+    ``janus-lora`` runs so that they are shared with Table 1 / Table 2."""
+    out = []
+    for v in values:
+        if v == default:
+            out.append(janus_variant(f"{param}={v}", None))
+        else:
+            out.append(janus_variant(f"{param}={v}", f"janus-{param}{v}", **{param: v}))
+    return out
+
+
+def run_variants(
+    variants: Sequence[Variant],
+    seeds: Sequence[int],
+    out: Path,
+    *,
+    profile: str,
+    tasks: int | None = None,
+    data_root: str | None = None,
+    overrides: Sequence[str] = (),
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Run every variant with every seed (reusing finished runs) and print one line each."""
+    records = []
+    for v in variants:
+        for seed in seeds:
+            cfg = make_config(profile, v.method, seed, tasks=tasks, data_root=data_root,
+                              overrides=overrides, params=v.params, label=v.label)
+            start = time.perf_counter()
+            record = run(cfg, out, resume=True, progress=progress)
+            m = record["metrics"]
+            print(f"{v.name:<16} seed {seed}: ACC {m['acc']:6.2f}  MAA {m['maa']:6.2f}  "
+                  f"BWT {m['bwt']:7.2f}  ({time.perf_counter() - start:.1f} s)")
+            records.append(record)
+    return records
+
+
+def variant_rows(
+    variants: Sequence[Variant], records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """:func:`janus.results.summarize` rows in the order of ``variants``, named by them."""
+    by_key = {r["method"]: r for r in summarize(records)}
+    rows = []
+    for v in variants:
+        row = dict(by_key[v.key])
+        row["method"], row["variant"] = v.name, v.key
+        rows.append(row)
+    return rows
+
+
+def verdict(rows: dict[str, dict[str, Any]], better: str, worse: str, metric: str) -> str:
+    """Whether row ``better`` beats row ``worse`` on ``metric`` (higher is better), with the
+    difference in units of its standard error over seeds (two standard errors = clear)."""
+    a, b = rows[better], rows[worse]
+    diff = a[metric] - b[metric]
+    na, nb = len(a["seeds"]), len(b["seeds"])
+    se = (a[f"{metric}_std"] ** 2 / na + b[f"{metric}_std"] ** 2 / nb) ** 0.5
+    if se > 0:
+        z = diff / se
+    else:
+        z = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    if diff > 0:
+        word = "holds" if z >= 2 else "holds, within noise"
+    else:
+        word = "fails" if z <= -2 else "fails, within noise"
+    return (f"{word}: {a['method']} {a[metric]:.2f} vs {b['method']} {b[metric]:.2f} "
+            f"({metric.upper()} diff {diff:+.2f}, {z:+.1f} s.e.)")
+
+
+FIG2_VARIANTS: dict[str, Variant] = {
+    v.key: v
+    for v in (
+        janus_variant("LoRA (no OE, no GR)", "janus-none", oe=False, gr=False, dml=False),
+        janus_variant("OE, naive projection", "janus-oe", gr=False, dml=False),
+        janus_variant("OE + GR", "janus-oe-gr", dml=False),
+        janus_variant("OE + GR, exact-safe", "janus-oe-gr-exact", dml=False, exact_safe=True),
+        janus_variant("OE + GR + DML", None),
+    )
+}
+"""Janus-LoRA Fig. 2 ("standard optimization" vs GR) plus the references around it; DML is
+off except in the full model so that the geometry is compared on the same loss."""
+
+
+def run_sweep(
+    param: str, values: Sequence[Any], default: Any, seeds: Sequence[int], out: Path, **kw: Any
+) -> list[dict[str, Any]]:
+    """Janus-LoRA with ``method.params.<param>`` swept over ``values`` (keyword arguments as
+    :func:`run_variants`); prints and returns one summary row per value, in order."""
+    variants = sweep_variants(param, values, default)
+    rows = variant_rows(variants, run_variants(variants, seeds, out, **kw))
+    print(f"{param:>10}" + "".join(f"{m.upper():>16}" for m in ("acc", "maa", "bwt")))
+    for v, r in zip(values, rows, strict=True):
+        print(f"{v!s:>10}" + "".join(f"{r[m]:>9.2f} ± {r[m + '_std']:4.2f}"
+                                     for m in ("acc", "maa", "bwt")))
+    return rows
