@@ -1,0 +1,20 @@
+"""The overhead benchmark runs end to end (its timings are not asserted: see benchmarks/)."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
+
+
+def test_overhead_benchmark_writes_ratios(tmp_path, monkeypatch, capsys):
+    argv = ["overhead.py", "--shape", "small", "--batch", "2", "--rounds", "1", "--steps", "1",
+            "--warmup", "0", "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(BENCH), run_name="__main__")
+    record = json.loads((tmp_path / "small-cpu-b2.json").read_text())
+    ratios = {r["variant"]: r["ratio"] for r in record["rows"]}
+    assert ratios["LoRA (finetune)"] == 1.0
+    assert len(ratios) == 7 and all(r > 0 for r in ratios.values())
+    assert "| Janus OE+GR+DML |" in capsys.readouterr().out
