@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch.utils.data import Subset
 
+from janus.activations import input_grams
 from janus.config import RunConfig
 from janus.errors import JanusError
 from janus.methods.base import TaskContext
@@ -83,33 +84,17 @@ class ViolationProbe(Observer):
 
     # ------------------------------------------------------------------ pieces
     def past_grams(self, run: Run, t: int) -> list[torch.Tensor]:
-        """``X^T X`` of every block's qkv input over held-out images of tasks 0..t-1."""
-        model = run.model
-        grams = [torch.zeros(a.in_features, a.in_features, device=run.device)
-                 for a in model.adapters]
+        """``X^T X`` of every block's qkv input over held-out images of tasks 0..t-1 (in full
+        precision, also on CUDA)."""
 
-        def hook(i: int):
-            def record(module, inputs, output) -> None:
-                x = inputs[0].reshape(-1, module.in_features).float()
-                grams[i] += x.T @ x
-            return record
+        def held_out():
+            for i in range(t):
+                test = run.task(i).test
+                subset = Subset(test, range(min(self.images_per_task, len(test))))
+                yield from run.stream.eval_loader(subset)
 
-        handles = [a.register_forward_hook(hook(i)) for i, a in enumerate(model.adapters)]
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.random.fork_rng(devices=[]):  # leave the training run's RNG untouched
-                for i in range(t):
-                    test = run.task(i).test
-                    held_out = Subset(test, range(min(self.images_per_task, len(test))))
-                    for images, _ in run.stream.eval_loader(held_out):
-                        with run.autocast():
-                            model.features(images.to(run.device))
-        finally:
-            for h in handles:
-                h.remove()
-            model.train(was_training)
-        return grams
+        with torch.random.fork_rng(devices=[]):  # leave the training run's RNG untouched
+            return input_grams(run.model, held_out())
 
     @staticmethod
     def slice_weights(run: Run) -> dict[tuple[int, str], torch.Tensor]:

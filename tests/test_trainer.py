@@ -1,6 +1,5 @@
 """End-to-end runs of the one training loop: records, forgetting, resume, clear errors."""
 
-import json
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from janus.config import apply_overrides, profile
 from janus.errors import ConfigError, DataNotFoundError, JanusError, WeightsNotFoundError
 from janus.methods import METHODS
 from janus.results import metrics_of, read_record
-from janus.trainer import CHECKPOINT_NAME, run, run_dir
+from janus.trainer import run, run_dir
 
 
 def tiny(*overrides):
@@ -51,30 +50,9 @@ def test_smoke_finetune_forgets(tmp_path):
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_resume_after_crash_in_task_3_matches_uninterrupted(tmp_path, monkeypatch, method):
+def test_resume_after_crash_in_task_3_matches_uninterrupted(resumed_after_crash, method):
     cfg = apply_overrides(profile("smoke"), ["train.epochs=1", f"method.name={method}"])
-    reference = run(cfg, tmp_path / "a", progress=False)
-
-    cls = METHODS[method]
-    original = cls.after_backward
-
-    def crash(self, model, ctx):
-        if ctx.index == 2 and ctx.step == 1:
-            raise KeyboardInterrupt("simulated kill during task 3")
-        original(self, model, ctx)
-
-    monkeypatch.setattr(cls, "after_backward", crash)
-    with pytest.raises(KeyboardInterrupt):
-        run(cfg, tmp_path / "b", progress=False)
-    out = run_dir(cfg, tmp_path / "b")
-    partial = json.loads((out / "record.json").read_text())
-    assert partial["status"] == "partial" and len(partial["tasks"]) == 2
-    assert (out / CHECKPOINT_NAME).exists()
-    monkeypatch.setattr(cls, "after_backward", original)
-
-    with pytest.raises(JanusError, match="--resume"):
-        run(cfg, tmp_path / "b", progress=False)
-    resumed = run(cfg, tmp_path / "b", resume=True, progress=False)
+    reference, resumed, _ = resumed_after_crash(cfg)
     assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
     assert resumed["eval_counts"] == reference["eval_counts"]
     assert [t["final_loss"] for t in resumed["tasks"]] == [

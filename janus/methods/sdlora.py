@@ -1,0 +1,236 @@
+"""SD-LoRA (Wu et al., ICLR 2025) and its variants SD-LoRA-RR and SD-LoRA-KD.
+
+Every adapted projection computes (Eq. 4, our ``B_k A_k`` = the paper's ``A_k B_k``)
+
+    h' = (W0 + sum_k alpha_k dir(A_k, B_k)) x,   dir = geometry.normalized_direction (Eq. 3)
+
+with one component ``(A_k, B_k)`` per task k (earlier ones frozen) and ONE set of learnable
+magnitudes ``alpha_1..alpha_t`` shared by all projections of all blocks (Sec. 4.1). The model's
+:class:`~janus.lora.LoRAComponent` objects are left as they are (so ``structure()`` /
+``rebuild()`` resume works); a forward hook on each rescales its output ``scale B A x`` by
+``alpha_k / (scale * ||.||)``, the norm of the *current* factors, differentiable for the
+task being trained. ``lora.scale`` therefore has no effect. The magnitudes are an
+``nn.Parameter`` owned by the method, optimised with the current component and head, and
+checkpointed in :meth:`SDLoRA.state_dict`.
+
+- SD-LoRA-RR (Sec. 3.5, Eq. 6, Alg. 1 lines 2-4): stepwise rank schedule.
+- SD-LoRA-KD (Sec. 3.5, Eq. 7-8, Alg. 1 lines 10-12): after each task, a new direction that
+  the earlier ones represent up to ``tau`` is folded into their magnitudes (Eq. 8 corrected,
+  ``proofs/ERRATA.md`` D1) and its component is deleted.
+
+Choices (projections, normalisation, initialisation, rank scaling, KD residual) are argued in
+``docs/methods/sdlora.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from janus import geometry as geo
+from janus.config import RunConfig
+from janus.errors import ConfigError
+from janus.lora import LoRAComponent
+from janus.methods.base import Method, TaskContext, register_method
+from janus.model import ContinualViT
+
+NORMS = ("product", "factors")
+PAPER_RANKS = (10, 8, 6)  # r_1, r_mu, r_nu of Sec. 4.1 at r_1 = 10
+
+
+def direction_norm(A: torch.Tensor, B: torch.Tensor, norm: str) -> torch.Tensor:
+    """The denominator of :func:`janus.geometry.normalized_direction` in float32, from r x r
+    Gram matrices (``||B A||_F^2 = <B^T B, A A^T>``) instead of the dense product."""
+    with torch.autocast(A.device.type, enabled=False):
+        A, B = A.float(), B.float()
+        if norm == "product":
+            return ((B.T @ B) * (A @ A.T)).sum().clamp_min(0).sqrt()
+        return B.norm() * A.norm()
+
+
+def scaled_rank(rank: int, paper_rank: int) -> int:
+    """``paper_rank`` (at r_1 = 10) scaled to r_1 = ``rank``, rounded half up, at least 1."""
+    return max(1, math.floor(rank * paper_rank / PAPER_RANKS[0] + 0.5))
+
+
+@register_method
+class SDLoRA(Method):
+    """SD-LoRA, Eq. 4: a new LoRA direction per task, learnable shared magnitudes."""
+
+    name = "sd-lora"
+    description = "SD-LoRA: frozen normalised LoRA directions per task + shared magnitudes"
+    defaults: dict[str, Any] = {
+        "alpha_init": 0.8,  # initial magnitude of each new direction (official code)
+        "norm": "product",  # ||B A||_F (paper, Eq. 3) or "factors": ||B||_F ||A||_F (code)
+    }
+
+    def __init__(self, cfg: RunConfig, **params: Any) -> None:
+        super().__init__(cfg, **params)
+        p = self.params
+        if p["norm"] not in NORMS:
+            raise ConfigError(f"{self.name} norm must be one of {NORMS}, got {p['norm']!r}")
+        if not (isinstance(p["alpha_init"], int | float) and math.isfinite(p["alpha_init"])):
+            raise ConfigError(f"{self.name} alpha_init must be a finite number, "
+                              f"got {p['alpha_init']!r}")
+        if cfg.lora.scale == 0:
+            raise ConfigError(f"{self.name} needs lora.scale != 0 (it divides the output)")
+        self.alphas = nn.Parameter(torch.zeros(0))
+
+    # ------------------------------------------------------------------ structure
+    def rank(self, task: int) -> int:
+        """LoRA rank of the component of (0-based) task ``task``."""
+        return self.cfg.lora.rank
+
+    def hook(self, comp: LoRAComponent, k: int) -> None:
+        """Make ``comp`` output ``alpha_k dir(A, B) x`` instead of ``scale B A x``."""
+
+        def rescale(module: LoRAComponent, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+            n = direction_norm(module.A, module.B, self.params["norm"])
+            return output * (self.alphas[k] / (module.scale * n))
+
+        comp.register_forward_hook(rescale)
+
+    def setup(self, model: ContinualViT) -> None:
+        """Hook the components a resumed model was rebuilt with (one per finished task)."""
+        counts = {len(a.components[s]) for a in model.adapters for s in a.slices}
+        if len(counts) != 1:
+            raise ValueError(f"{self.name} needs as many components in every slice, got {counts}")
+        for a in model.adapters:
+            for _, k, comp in a.iter_components():
+                self.hook(comp, k)
+        n = counts.pop()
+        self.alphas = nn.Parameter(torch.full((n,), float(self.params["alpha_init"]),
+                                              device=model.device))
+
+    def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """Freeze the earlier directions; add task t's component (Alg. 1 line 1) and alpha_t.
+
+        B is drawn like A (Kaiming-uniform) instead of LoRA's zero: Eq. 4 normalises the
+        current product, which is undefined at B = 0."""
+        for comp in model.lora_components():
+            comp.set_trainable(False)
+        k = len(self.alphas)
+        for added in model.add_lora_components(self.rank(ctx.index)):
+            for comp in added.values():
+                nn.init.kaiming_uniform_(comp.B, a=math.sqrt(5))
+                self.hook(comp, k)
+        new = torch.full((1,), float(self.params["alpha_init"]), device=model.device)
+        self.alphas = nn.Parameter(torch.cat([self.alphas.detach(), new]))
+
+    def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
+        """The current component and head, and all magnitudes (Alg. 1 line 7)."""
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        return [{"params": [*trainable, self.alphas]}]
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {"alphas": self.alphas.detach().clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        alphas = state["alphas"]
+        if alphas.shape != self.alphas.shape:
+            raise ValueError(f"{self.name}: {len(alphas)} magnitudes saved for "
+                             f"{len(self.alphas)} components per slice")
+        self.alphas = nn.Parameter(alphas.to(self.alphas.device).clone())
+
+
+@register_method
+class SDLoRARR(SDLoRA):
+    """SD-LoRA-RR, Eq. 6 / Alg. 1 lines 2-4: rank r_1 for tasks 1..mu-1, r_mu for tasks
+    mu..nu-1, r_nu from task nu on (1-based task indices, as in the paper)."""
+
+    name = "sd-lora-rr"
+    description = "SD-LoRA-RR: SD-LoRA with a stepwise reduced rank for later tasks"
+    defaults: dict[str, Any] = {
+        **SDLoRA.defaults,
+        "mu": 4,
+        "nu": 8,
+        "ranks": None,  # (r_1, r_mu, r_nu); None scales the paper's (10, 8, 6) to lora.rank
+    }
+
+    def __init__(self, cfg: RunConfig, **params: Any) -> None:
+        super().__init__(cfg, **params)
+        mu, nu, ranks = self.params["mu"], self.params["nu"], self.params["ranks"]
+        if not (isinstance(mu, int) and isinstance(nu, int) and 2 <= mu < nu):
+            raise ConfigError(f"{self.name} needs integers 2 <= mu < nu, got mu={mu!r}, nu={nu!r}")
+        if ranks is None:
+            ranks = tuple(scaled_rank(cfg.lora.rank, r) for r in PAPER_RANKS)
+        if not (isinstance(ranks, list | tuple) and len(ranks) == 3
+                and all(isinstance(r, int) and r >= 1 for r in ranks)
+                and ranks[0] >= ranks[1] >= ranks[2]):
+            raise ConfigError(f"{self.name} ranks must be 3 non-increasing positive integers "
+                              f"(r_1, r_mu, r_nu), got {self.params['ranks']!r}")
+        self.ranks = tuple(ranks)
+
+    def rank(self, task: int) -> int:
+        t = task + 1
+        return self.ranks[0] if t < self.params["mu"] else (
+            self.ranks[1] if t < self.params["nu"] else self.ranks[2]
+        )
+
+
+@register_method
+class SDLoRAKD(SDLoRA):
+    """SD-LoRA-KD, Eq. 7-8 / Alg. 1 lines 10-12: absorb a representable new direction.
+
+    One magnitude set serves every projection, so one set of coefficients must fit them all:
+    Eq. 7 is solved on the directions of all adapted projections stacked into one vector and
+    divided by sqrt(#projections). The residual is then the root-mean-square over projections
+    of ``||dir_t - sum_k c_k dir_k||_F`` (with the paper's norm: the sine of the angle between
+    the stacked unit directions), compared with ``tau``."""
+
+    name = "sd-lora-kd"
+    description = "SD-LoRA-KD: SD-LoRA that folds representable new directions into magnitudes"
+    defaults: dict[str, Any] = {**SDLoRA.defaults, "tau": 9e-4}
+
+    def __init__(self, cfg: RunConfig, **params: Any) -> None:
+        super().__init__(cfg, **params)
+        tau = self.params["tau"]
+        if not (isinstance(tau, int | float) and math.isfinite(tau) and tau >= 0):
+            raise ConfigError(f"{self.name} tau must be a finite number >= 0, got {tau!r}")
+        self.kd_log: list[dict[str, Any]] = []
+        """Per finished task after the first: its fitting residual and whether it was absorbed."""
+
+    def stacked_direction(self, model: ContinualViT, k: int) -> torch.Tensor:
+        """Direction k of every adapted projection, flattened, concatenated and divided by
+        sqrt(#projections) (float64, CPU)."""
+        parts = [
+            geo.normalized_direction(
+                a.components[s][k].A.detach().double().cpu(),
+                a.components[s][k].B.detach().double().cpu(),
+                self.params["norm"],
+            ).reshape(-1)
+            for a in model.adapters
+            for s in a.slices
+        ]
+        return torch.cat(parts) / math.sqrt(len(parts))
+
+    @torch.no_grad()
+    def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """Eq. 7 by least squares; if the residual <= tau, alpha_k += alpha_t c_k (Eq. 8,
+        corrected) and task t's component is deleted from every slice."""
+        t = len(self.alphas) - 1
+        if t == 0:
+            return
+        old = [self.stacked_direction(model, k) for k in range(t)]
+        coeffs, residual = geo.sdlora_kd_coefficients(self.stacked_direction(model, t), old)
+        absorb = residual <= self.params["tau"]
+        self.kd_log.append({"task": ctx.index, "residual": residual, "absorbed": absorb})
+        if not absorb:
+            return
+        alphas = self.alphas.detach().double().cpu()
+        merged = geo.sdlora_absorb_magnitudes(alphas[:t], float(alphas[t]), coeffs)
+        self.alphas = nn.Parameter(merged.to(self.alphas))
+        for a in model.adapters:
+            for s in a.slices:
+                del a.components[s][t]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "kd_log": list(self.kd_log)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict({"alphas": state["alphas"]})
+        self.kd_log = list(state["kd_log"])

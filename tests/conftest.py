@@ -1,0 +1,40 @@
+"""Fixtures shared by the test modules."""
+
+import json
+
+import pytest
+
+from janus.errors import JanusError
+from janus.methods import METHODS
+from janus.trainer import CHECKPOINT_NAME, run, run_dir
+
+
+@pytest.fixture
+def resumed_after_crash(tmp_path, monkeypatch):
+    """``resumed_after_crash(cfg) -> (reference, resumed, run folder)``: ``cfg`` run without
+    interruption, and run again with a simulated kill in task 3 followed by ``--resume``; the
+    caller compares the two records. Also checks the partial state left by the kill."""
+
+    def check(cfg):
+        reference = run(cfg, tmp_path / "a", progress=False)
+        cls = METHODS[cfg.method.name]
+        original = cls.after_backward
+
+        def crash(self, model, ctx):
+            if ctx.index == 2 and ctx.step == 1:
+                raise KeyboardInterrupt("simulated kill during task 3")
+            original(self, model, ctx)
+
+        monkeypatch.setattr(cls, "after_backward", crash)
+        with pytest.raises(KeyboardInterrupt):
+            run(cfg, tmp_path / "b", progress=False)
+        out = run_dir(cfg, tmp_path / "b")
+        partial = json.loads((out / "record.json").read_text())
+        assert partial["status"] == "partial" and len(partial["tasks"]) == 2
+        assert (out / CHECKPOINT_NAME).exists()
+        monkeypatch.setattr(cls, "after_backward", original)
+        with pytest.raises(JanusError, match="--resume"):
+            run(cfg, tmp_path / "b", progress=False)
+        return reference, run(cfg, tmp_path / "b", resume=True, progress=False), out
+
+    return check

@@ -1,0 +1,288 @@
+"""SD-LoRA, SD-LoRA-RR and SD-LoRA-KD against dense references (Eq. 4, 6, 7, 8)."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import janus.methods.sdlora  # noqa: F401  (registers the methods)
+from janus import geometry as geo
+from janus.config import LoRAConfig, ModelConfig, apply_overrides, profile
+from janus.errors import ConfigError
+from janus.methods.sdlora import SDLoRA, SDLoRAKD, SDLoRARR
+from janus.model import build_model
+from janus.trainer import CHECKPOINT_NAME, Observer, Run, run_dir
+
+SMALL = ModelConfig(source="config", img_size=16, patch_size=8, embed_dim=24, depth=2,
+                    num_heads=2)
+NAMES = ("sd-lora", "sd-lora-rr", "sd-lora-kd")
+
+
+def task(t: int) -> SimpleNamespace:
+    return SimpleNamespace(index=t)
+
+
+def build(cls=SDLoRA, tasks=3, rank=3, scale=0.7, **params):
+    """A small model with ``tasks`` SD-LoRA components per slice (B random, not zero)."""
+    torch.manual_seed(0)
+    cfg = profile("smoke")
+    cfg.lora = LoRAConfig(rank=rank, scale=scale)
+    model = build_model(SMALL, cfg.lora)
+    method = cls(cfg, **params)
+    method.setup(model)
+    for t in range(tasks):
+        method.before_task(model, task(t))
+    return model, method
+
+
+def dense_forward(adapter, x, alphas, norm):
+    """``W0 x + sum_k alpha_k dir_k x`` per adapted slice, from geometry.sdlora_delta."""
+    out = adapter.base(x)
+    parts = list(out.split(adapter.slice_dim, dim=-1))
+    for s in adapter.slices:
+        comps = list(adapter.components[s])
+        delta = geo.sdlora_delta(alphas, [c.A for c in comps], [c.B for c in comps], norm)
+        i = adapter.rows(s).start // adapter.slice_dim
+        parts[i] = parts[i] + x @ delta.T
+    return torch.cat(parts, dim=-1)
+
+
+def slice_pairs(model):
+    return [(a, s) for a in model.adapters for s in a.slices]
+
+
+# ---------------------------------------------------------------- Eq. 4
+
+
+@pytest.mark.parametrize("norm", ["product", "factors"])
+def test_forward_and_gradients_are_those_of_eq_4(norm):
+    model, method = build(norm=norm)
+    with torch.no_grad():
+        method.alphas.copy_(torch.tensor([1.3, -0.4, 0.6]))
+    x = torch.randn(5, 7, 24)
+    for a in model.adapters:
+        with torch.no_grad():
+            torch.testing.assert_close(a(x), dense_forward(a, x, method.alphas, norm))
+    # all magnitudes and the current factors, normalised by their own (differentiable)
+    # product, get the dense form's gradients; the earlier factors are frozen
+    a, s = slice_pairs(model)[0]
+    comps = list(a.components[s])
+    alphas = method.alphas.detach().clone().requires_grad_(True)
+    A = comps[-1].A.detach().clone().requires_grad_(True)
+    B = comps[-1].B.detach().clone().requires_grad_(True)
+    delta = geo.sdlora_delta(alphas, [c.A for c in comps[:-1]] + [A],
+                             [c.B for c in comps[:-1]] + [B], norm)
+    (x @ delta.T).square().sum().backward()
+    a.slice_delta(s, x).square().sum().backward()
+    pairs = ((method.alphas.grad, alphas.grad), (comps[-1].A.grad, A.grad),
+             (comps[-1].B.grad, B.grad))
+    for got, want in pairs:
+        assert want.norm() > 0
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    assert all(c.A.grad is None and c.B.grad is None for c in comps[:-1])
+
+
+def test_one_magnitude_set_for_all_projections():
+    model, method = build(tasks=2)
+    assert method.alphas.shape == (2,)
+    assert all(len(a.components[s]) == 2 for a, s in slice_pairs(model))
+    assert method.alphas.tolist() == pytest.approx([0.8, 0.8])
+    groups = method.parameter_groups(model, task(1))
+    params = {id(p) for g in groups for p in g["params"]}
+    assert id(method.alphas) in params
+    for a, s in slice_pairs(model):
+        old, new = a.components[s]
+        assert id(new.A) in params and id(new.B) in params
+        assert id(old.A) not in params and id(old.B) not in params
+
+
+class Snapshot(Observer):
+    """The current components right after the method's ``before_task``."""
+
+    def before_task(self, run, ctx):
+        self.start = [(c.A.detach().clone(), c.B.detach().clone())
+                      for c in run.model.lora_components()]
+        self.alphas = run.method.alphas.detach().clone()
+
+
+def test_task_2_freezes_directions_and_trains_magnitudes_and_the_new_pair(tmp_path):
+    cfg = apply_overrides(profile("smoke"), ["method.name=sd-lora", "train.epochs=1"])
+    snap = Snapshot()
+    r = Run(cfg, tmp_path, progress=False, observers=[snap])
+    r.method.setup(r.model)
+    r.train_task(0)
+    r.train_task(1)
+    alphas = r.method.alphas.detach()
+    assert torch.equal(snap.alphas, torch.tensor([float(snap.alphas[0]), 0.8]))
+    assert (alphas != snap.alphas).all()  # alpha_1 and alpha_2 both learned during task 2
+    for i, (a, s) in enumerate(slice_pairs(r.model)):
+        old, new = a.components[s]
+        (A0, B0), (A1, B1) = snap.start[2 * i : 2 * i + 2]  # per slice: old, then new
+        assert torch.equal(old.A, A0) and torch.equal(old.B, B0)
+        assert not torch.equal(new.A, A1) and not torch.equal(new.B, B1)
+
+
+# ---------------------------------------------------------------- Eq. 6
+
+
+def test_rr_schedule_follows_eq_6_with_one_based_tasks():
+    cfg = profile("smoke")
+    cfg.lora = LoRAConfig(rank=10)
+    assert [SDLoRARR(cfg).rank(t) for t in range(10)] == [10, 10, 10, 8, 8, 8, 8, 6, 6, 6]
+    # the official code's commented-out schedule (0-based task >= 4, >= 8) is mu=5, nu=9
+    code = SDLoRARR(cfg, mu=5, nu=9)
+    assert [code.rank(t) for t in range(10)] == [10] * 4 + [8] * 4 + [6] * 2
+    cfg.lora = LoRAConfig(rank=4)
+    assert SDLoRARR(cfg).ranks == (4, 3, 2)  # 10/8/6 scaled by 4/10, rounded half up
+    cfg.lora = LoRAConfig(rank=3)
+    assert SDLoRARR(cfg).ranks == (3, 2, 2)
+    assert SDLoRARR(cfg, ranks=[5, 2, 1]).ranks == (5, 2, 1)
+    assert SDLoRA(cfg).rank(9) == 3
+
+
+def test_rr_components_get_the_scheduled_ranks():
+    model, _ = build(SDLoRARR, tasks=5, rank=5, mu=2, nu=4)
+    for a, s in slice_pairs(model):
+        assert [c.rank for c in a.components[s]] == [5, 4, 4, 3, 3]
+
+
+# ---------------------------------------------------------------- Eq. 7-8
+
+
+def outputs(model, x):
+    with torch.no_grad():
+        return [a(x) for a in model.adapters]
+
+
+@pytest.mark.parametrize("norm", ["product", "factors"])
+def test_kd_absorbs_a_rescaled_copy_exactly(norm):
+    model, method = build(SDLoRAKD, tasks=3, norm=norm)
+    with torch.no_grad():
+        method.alphas.copy_(torch.tensor([1.1, 0.5, 0.7]))
+        for a, s in slice_pairs(model):
+            c0, _, c2 = a.components[s]
+            c2.A.copy_(2.0 * c0.A)  # positive rescalings: the same direction, both norms
+            c2.B.copy_(0.25 * c0.B)
+    x = torch.randn(3, 5, 24)
+    before = outputs(model, x)
+    method.after_task(model, task(2))
+    assert method.kd_log[-1]["absorbed"] and method.kd_log[-1]["residual"] < 1e-7
+    assert method.alphas.tolist() == pytest.approx([1.1 + 0.7, 0.5])
+    assert all(len(a.components[s]) == 2 for a, s in slice_pairs(model))
+    for b, after in zip(before, outputs(model, x), strict=True):
+        torch.testing.assert_close(after, b, rtol=1e-5, atol=1e-6)
+
+
+def test_kd_absorbs_a_combination_with_corrected_eq_8():
+    """dir_3 = (g1 dir_1 + g2 dir_2) / |g| in every projection (orthogonal unit directions on a
+    shared orthonormal A): Eq. 7 gives c = g / |g|, Eq. 8 (corrected) alpha_k + alpha_3 c_k."""
+    model, method = build(SDLoRAKD, tasks=3)
+    g = torch.tensor([0.6, -1.7])
+    alphas = torch.tensor([1.2, 0.9, 0.4])
+    with torch.no_grad():
+        method.alphas.copy_(alphas)
+        for a, s in slice_pairs(model):
+            c1, c2, c3 = a.components[s]
+            A = torch.linalg.qr(torch.randn(24, 3)).Q.T  # orthonormal rows
+            c1.A.copy_(A)
+            c2.A.copy_(A)
+            c2.B.sub_((c2.B * c1.B).sum() / c1.B.square().sum() * c1.B)  # <B1, B2> = 0
+            c3.A.copy_(A)
+            c3.B.copy_(g[0] * c1.B / c1.B.norm() + g[1] * c2.B / c2.B.norm())
+    x = torch.randn(3, 5, 24)
+    before = outputs(model, x)
+    method.after_task(model, task(2))
+    c = g / g.norm()
+    assert method.kd_log[-1]["absorbed"]
+    assert method.alphas.tolist() == pytest.approx((alphas[:2] + alphas[2] * c).tolist(),
+                                                   rel=1e-5)
+    for b, after in zip(before, outputs(model, x), strict=True):
+        torch.testing.assert_close(after, b, rtol=1e-5, atol=1e-6)
+    # the printed Eq. 8 (alpha_k + c_k) would change the output
+    assert not torch.allclose(alphas[:2] + c, method.alphas.detach(), atol=1e-2)
+
+
+def test_kd_keeps_a_new_direction_outside_the_span():
+    model, method = build(SDLoRAKD, tasks=3)
+    alphas = method.alphas.detach().clone()
+    method.after_task(model, task(2))
+    log = method.kd_log[-1]
+    assert not log["absorbed"] and method.params["tau"] < log["residual"] <= 1
+    assert torch.equal(method.alphas.detach(), alphas)
+    assert all(len(a.components[s]) == 3 for a, s in slice_pairs(model))
+
+
+def test_kd_residual_is_rms_over_projections():
+    """Only one projection's new direction leaves the span: residual = its sine / sqrt(P)."""
+    model, method = build(SDLoRAKD, tasks=2)
+    pairs = slice_pairs(model)
+    with torch.no_grad():
+        for i, (a, s) in enumerate(pairs):
+            c0, c1 = a.components[s]
+            if i:
+                c1.A.copy_(c0.A)
+                c1.B.copy_(c0.B)
+    a, s = pairs[0]
+    d0, d1 = (geo.normalized_direction(c.A.detach(), c.B.detach()) for c in a.components[s])
+    # with coefficient c for all projections: P - 1 exact copies pull c towards 1
+    method.after_task(model, task(1))
+    cos = float((d0 * d1).sum())
+    P = len(pairs)
+    c = (P - 1 + cos) / P  # least squares over the stacked directions
+    expected = math.sqrt(((P - 1) * (1 - c) ** 2 + float((d1 - c * d0).square().sum())) / P)
+    assert method.kd_log[-1]["residual"] == pytest.approx(expected, rel=1e-6)
+
+
+# ---------------------------------------------------------------- runs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_run_finishes_with_finite_metrics(tmp_path, name):
+    cfg = apply_overrides(profile("smoke"), [f"method.name={name}", "train.epochs=1"])
+    r = Run(cfg, run_dir(cfg, tmp_path), progress=False)
+    record = r.execute(resume=False)
+    assert record["status"] == "complete"
+    assert all(np.isfinite(v) for v in record["metrics"].values() if isinstance(v, float))
+    assert torch.isfinite(r.method.alphas).all()
+    ranks = [c.rank for c in r.model.adapters[0].components["k"]]
+    if name == "sd-lora-rr":
+        assert ranks == [4, 4, 4, 3, 3]
+    elif name == "sd-lora":
+        assert ranks == [4] * 5
+    else:
+        assert [e["task"] for e in r.method.kd_log] == [1, 2, 3, 4]
+        assert len(ranks) == 5 - sum(e["absorbed"] for e in r.method.kd_log)
+
+
+def test_resume_after_every_direction_was_absorbed(resumed_after_crash):
+    """tau = 1 absorbs every direction: resume of a model whose components were deleted
+    (the other cases are tests/test_trainer.py's resume test, run for every method)."""
+    cfg = apply_overrides(profile("smoke"), ["train.epochs=1", "method.name=sd-lora-kd",
+                                             "method.params.tau=1.0"])
+    reference, resumed, out = resumed_after_crash(cfg)
+    assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
+    state = torch.load(out / CHECKPOINT_NAME, weights_only=False)
+    assert all(e["absorbed"] for e in state["method"]["kd_log"])
+    assert len(state["method"]["alphas"]) == 1
+    assert all(len(c) == 2 for c in state["structure"]["components"])  # K and V, 1 each
+
+
+def test_bad_parameters():
+    cfg = profile("smoke")
+    with pytest.raises(ConfigError, match="norm"):
+        SDLoRA(cfg, norm="spectral")
+    with pytest.raises(ConfigError, match="alpha_init"):
+        SDLoRA(cfg, alpha_init=float("nan"))
+    with pytest.raises(ConfigError, match="tau"):
+        SDLoRAKD(cfg, tau=-1e-3)
+    with pytest.raises(ConfigError, match="mu < nu"):
+        SDLoRARR(cfg, mu=8, nu=4)
+    with pytest.raises(ConfigError, match="ranks"):
+        SDLoRARR(cfg, ranks=(4, 6, 2))
+    with pytest.raises(ConfigError, match="no parameter"):
+        SDLoRA(cfg, tau=1e-3)
+    cfg.lora = LoRAConfig(scale=0.0)
+    with pytest.raises(ConfigError, match="lora.scale"):
+        SDLoRA(cfg)
