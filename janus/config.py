@@ -179,7 +179,7 @@ def paper_profile() -> RunConfig:
     )
 
 
-MINI_CHECKPOINT = "janus:weights/mini-vit-p8.pth"
+MINI_CHECKPOINT = "janus:weights/mini-vit-p8-e30.pth"
 
 
 def mini_profile() -> RunConfig:

@@ -45,7 +45,7 @@ class PretrainConfig:
             "img_size": 32, "patch_size": 8, "embed_dim": 192, "depth": 6, "num_heads": 3,
         }
     )
-    epochs: int = 25
+    epochs: int = 30
     warmup_epochs: int = 1
     batch_size: int = 256
     lr: float = 1e-3
