@@ -14,7 +14,7 @@ Janus-style methods keep a single, continually trained component per slice.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,9 @@ SLICES = ("q", "k", "v")
 
 
 class LoRAComponent(nn.Module):
-    """One low-rank pair: ``delta(x) = scale * B (A x)``.
+    """One low-rank pair: ``delta(x) = scale * B (A x)``, times ``gain()`` when a method sets
+    one (SD-LoRA's ``alpha_k / ||B A||``): the forward pass, :meth:`delta_weight` and
+    :meth:`LoRAQKV.merge` all include it.
 
     A starts Kaiming-uniform and B at zero (Hu et al. 2022), so a fresh component leaves the
     layer's output unchanged.
@@ -44,13 +46,16 @@ class LoRAComponent(nn.Module):
         self.A = nn.Parameter(torch.empty(rank, d_in))
         self.B = nn.Parameter(torch.zeros(d_out, rank))
         nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        self.gain: Callable[[], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.linear(F.linear(x, self.A), self.B)
+        out = self.scale * F.linear(F.linear(x, self.A), self.B)
+        return out if self.gain is None else out * self.gain()
 
     def delta_weight(self) -> torch.Tensor:
-        """The dense update ``scale * B A`` (d_out x d_in)."""
-        return self.scale * self.B @ self.A
+        """The dense update ``scale * B A`` (d_out x d_in), times ``gain()`` if set."""
+        w = self.scale * self.B @ self.A
+        return w if self.gain is None else w * self.gain()
 
     def set_trainable(self, trainable: bool) -> None:
         self.A.requires_grad_(trainable)
@@ -133,7 +138,8 @@ class LoRAQKV(nn.Module):
 
     @torch.no_grad()
     def merge(self) -> None:
-        """Fold every component into the base weight and remove it (W0 <- W0 + sum s B A)."""
+        """Fold every component into the base weight and remove it (W0 <- W0 + sum of their
+        :meth:`LoRAComponent.delta_weight`)."""
         self.base.weight += self.delta_weight()
         for s in self.slices:
             self.components[s] = nn.ModuleList()

@@ -7,9 +7,9 @@ Every adapted projection computes (Eq. 4, our ``B_k A_k`` = the paper's ``A_k B_
 with one component ``(A_k, B_k)`` per task k (earlier ones frozen) and ONE set of learnable
 magnitudes ``alpha_1..alpha_t`` shared by all projections of all blocks (Sec. 4.1). The model's
 :class:`~janus.lora.LoRAComponent` objects are left as they are (so ``structure()`` /
-``rebuild()`` resume works); a forward hook on each rescales its output ``scale B A x`` by
-``alpha_k / (scale * ||.||)``, the norm of the *current* factors, differentiable for the
-task being trained. ``lora.scale`` therefore has no effect. The magnitudes are an
+``rebuild()`` resume works); each gets a gain (:attr:`LoRAComponent.gain`) that rescales
+``scale B A`` by ``alpha_k / (scale * ||.||)``, the norm of the *current* factors,
+differentiable for the task being trained, and seen by ``delta_weight()`` and ``merge()``. ``lora.scale`` therefore has no effect. The magnitudes are an
 ``nn.Parameter`` owned by the method, optimised with the current component and head, and
 checkpointed in :meth:`SDLoRA.state_dict`.
 
@@ -85,13 +85,13 @@ class SDLoRA(Method):
         return self.cfg.lora.rank
 
     def hook(self, comp: LoRAComponent, k: int) -> None:
-        """Make ``comp`` output ``alpha_k dir(A, B) x`` instead of ``scale B A x``."""
+        """Make ``comp`` compute ``alpha_k dir(A, B)`` instead of ``scale B A`` (its gain)."""
 
-        def rescale(module: LoRAComponent, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-            n = direction_norm(module.A, module.B, self.params["norm"])
-            return output * (self.alphas[k] / (module.scale * n))
+        def gain() -> torch.Tensor:
+            n = direction_norm(comp.A, comp.B, self.params["norm"])
+            return self.alphas[k] / (comp.scale * n)
 
-        comp.register_forward_hook(rescale)
+        comp.gain = gain
 
     def setup(self, model: ContinualViT) -> None:
         """Hook the components a resumed model was rebuilt with (one per finished task)."""

@@ -84,6 +84,26 @@ def test_forward_and_gradients_are_those_of_eq_4(norm):
     assert all(c.A.grad is None and c.B.grad is None for c in comps[:-1])
 
 
+def test_dense_update_and_merge_include_the_magnitudes():
+    """delta_weight() (read by merge() and the Fig. 2 violation probe) is Eq. 4's update."""
+    model, method = build()
+    with torch.no_grad():
+        method.alphas.copy_(torch.tensor([1.3, -0.4, 0.6]))
+    a = model.adapters[0]
+    dense = a.delta_weight()
+    for s in a.slices:
+        comps = list(a.components[s])
+        want = geo.sdlora_delta(method.alphas, [c.A for c in comps], [c.B for c in comps],
+                                "product")
+        torch.testing.assert_close(dense[a.rows(s)], want)
+    x = torch.randn(5, 7, 24)
+    with torch.no_grad():
+        before = a(x)
+        a.merge()
+        torch.testing.assert_close(a(x), before)
+    assert not list(a.iter_components())
+
+
 def test_one_magnitude_set_for_all_projections():
     model, method = build(tasks=2)
     assert method.alphas.shape == (2,)
