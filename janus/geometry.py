@@ -203,35 +203,52 @@ def regularized_complement_projection(
     return B - B_int @ torch.linalg.solve(gram + eps * eye, B_int.T @ B)
 
 
+def cross_hessian_operator(
+    loss_fn: Callable[..., torch.Tensor],
+    A: torch.Tensor | Sequence[torch.Tensor],
+    B: torch.Tensor | Sequence[torch.Tensor],
+) -> tuple[tuple[torch.Tensor, ...], Callable[..., torch.Tensor | tuple[torch.Tensor, ...]]]:
+    """``(grad_A L(A, B), H)`` with ``H(g_A) = grad_B <g_A, grad_A L(A, B)>`` (SeqLoRA Eq. 16).
+
+    One forward and one differentiable backward build the graph of ``grad_A L`` at ``(A, B)``;
+    every call of ``H`` is one more backward through it, so Alg. 1's local B-steps, which all
+    contract at the same point ``(A^(k), B^(k))`` (line 17), share it. ``A`` (lower level) and
+    ``B`` (upper level) are tensors or sequences of tensors (several layers: the contraction
+    then includes the cross-layer blocks); ``g_A`` has the structure of ``A`` and ``H(g_A)``
+    that of ``B``, zero where ``grad_A L`` does not depend on ``B``.
+    """
+    As = tuple(a.detach().requires_grad_(True) for a in _as_tuple(A))
+    Bs = tuple(b.detach().requires_grad_(True) for b in _as_tuple(B))
+    with torch.enable_grad():
+        grads_A = torch.autograd.grad(loss_fn(_like(A, As), _like(B, Bs)), As, create_graph=True)
+
+    def apply(g_A: torch.Tensor | Sequence[torch.Tensor]):
+        with torch.enable_grad():
+            inner = sum(
+                (ga * g.detach()).sum() for ga, g in zip(grads_A, _as_tuple(g_A), strict=True)
+            )
+            if not inner.requires_grad:
+                return _like(B, tuple(torch.zeros_like(b) for b in Bs))
+            out = torch.autograd.grad(inner, Bs, retain_graph=True, allow_unused=True)
+        return _like(
+            B, tuple(torch.zeros_like(b) if o is None else o for o, b in zip(out, Bs, strict=True))
+        )
+
+    return tuple(g.detach() for g in grads_A), apply
+
+
 def cross_hessian_vector_product(
     loss_fn: Callable[..., torch.Tensor],
     A: torch.Tensor | Sequence[torch.Tensor],
     B: torch.Tensor | Sequence[torch.Tensor],
     g_A: torch.Tensor | Sequence[torch.Tensor],
 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
-    """SeqLoRA Eq. 16: ``H_AB[g_A] = grad_B <g_A, grad_A L(A, B)>``, by double backward.
-
-    ``loss_fn(A, B)`` returns a scalar; ``A`` (the lower-level variable) and ``B`` (the
-    upper-level one) are tensors or sequences of tensors (several layers: the contraction
-    then includes the cross-layer blocks), ``g_A`` has the structure of ``A``. Returns a
-    tensor (or tuple) shaped like ``B``; zero where ``grad_A L`` does not depend on ``B``.
-    """
-    As = tuple(a.detach().requires_grad_(True) for a in _as_tuple(A))
-    Bs = tuple(b.detach().requires_grad_(True) for b in _as_tuple(B))
-    gs = _as_tuple(g_A)
-    with torch.enable_grad():
-        loss = loss_fn(_like(A, As), _like(B, Bs))
-        grads_A = torch.autograd.grad(loss, As, create_graph=True)
-        inner = sum((ga * g.detach()).sum() for ga, g in zip(grads_A, gs, strict=True))
-        if not inner.requires_grad:
-            return _like(B, tuple(torch.zeros_like(b) for b in Bs))
-        out = torch.autograd.grad(inner, Bs, allow_unused=True)
-    return _like(
-        B, tuple(torch.zeros_like(b) if o is None else o for o, b in zip(out, Bs, strict=True))
-    )
+    """SeqLoRA Eq. 16: ``H_AB[g_A] = grad_B <g_A, grad_A L(A, B)>``, by double backward
+    (one contraction of :func:`cross_hessian_operator`)."""
+    return cross_hessian_operator(loss_fn, A, B)[1](g_A)
 
 
-def _partial_grads(
+def partial_grads(
     loss_fn: Callable[..., torch.Tensor],
     A: torch.Tensor | Sequence[torch.Tensor],
     B: torch.Tensor | Sequence[torch.Tensor],
@@ -258,13 +275,19 @@ def bilevel_reduced_gradient(
 
     ``grad Phi = grad_B L(A~, B) - alpha H_AB(A, B)[grad_A L(A~, B)]`` with
     ``A~ = A - alpha grad_A L(A, B)`` and ``H_AB`` of Eq. 16 (the cross-Hessian at ``A``, not
-    ``A~``). Structures as in :func:`cross_hessian_vector_product`.
+    ``A~``). Structures as in :func:`cross_hessian_operator`.
     """
-    grad_A, _ = _partial_grads(loss_fn, A, B)
+    grad_A, H = cross_hessian_operator(loss_fn, A, B)
     A_tilde = tuple(a.detach() - alpha * g for a, g in zip(_as_tuple(A), grad_A, strict=True))
-    g_A, g_B = _partial_grads(loss_fn, _like(A, A_tilde), B)
-    hvp = _as_tuple(cross_hessian_vector_product(loss_fn, A, B, _like(A, g_A)))
-    return _like(B, tuple(gb - alpha * h for gb, h in zip(g_B, hvp, strict=True)))
+    g_A, g_B = partial_grads(loss_fn, _like(A, A_tilde), B)
+    return _like(B, reduced_gradient(g_B, _as_tuple(H(g_A)), alpha))
+
+
+def reduced_gradient(
+    g_B: Sequence[torch.Tensor], hvp: Sequence[torch.Tensor], alpha: float
+) -> tuple[torch.Tensor, ...]:
+    """SeqLoRA Eq. 15 / Alg. 1 line 18: ``grad Phi = g_B - alpha H_AB[g_A]``, per tensor."""
+    return tuple(gb - alpha * h for gb, h in zip(g_B, hvp, strict=True))
 
 
 def normalized_direction(A: torch.Tensor, B: torch.Tensor, norm: str = "product") -> torch.Tensor:

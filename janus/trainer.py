@@ -110,7 +110,8 @@ class Observer:
         """After the method's ``before_task``, before the task's first step."""
 
     def before_step(self, run: Run, ctx: TaskContext) -> None:
-        """After backward and the method's gradient hook, before the optimizer step."""
+        """After backward and the method's gradient hook, before the optimizer step (before
+        the whole step of a method that owns it)."""
 
     def after_step(self, run: Run, ctx: TaskContext) -> None:
         """After the optimizer step and the method's ``after_step``."""
@@ -154,6 +155,49 @@ class Run:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def optimizer_step(self, ctx: TaskContext):
+        """The usual step (loss, backward, gradient hook, optimizer, ``after_step``) as a
+        function of one batch, with its optimizer and schedule built for this task."""
+        model, method = self.model, self.method
+        opt = make_optimizer(self.cfg, method.parameter_groups(model, ctx))
+        sched = make_schedule(self.cfg, opt, ctx.total_steps)
+
+        def step(images: torch.Tensor, targets: torch.Tensor, ctx: TaskContext) -> torch.Tensor:
+            with self.autocast():
+                loss = method.loss(model, images, targets, ctx)
+            self.check_finite(loss, ctx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            method.after_backward(model, ctx)
+            for obs in self.observers:
+                obs.before_step(self, ctx)
+            opt.step()
+            sched.step()
+            method.after_step(model, ctx)
+            for obs in self.observers:
+                obs.after_step(self, ctx)
+            return loss
+
+        return step
+
+    def method_step(
+        self, images: torch.Tensor, targets: torch.Tensor, ctx: TaskContext
+    ) -> torch.Tensor:
+        """The step of a method that owns it (:meth:`Method.train_step`), between observers."""
+        for obs in self.observers:
+            obs.before_step(self, ctx)
+        with self.autocast():
+            loss = self.method.train_step(self.model, images, targets, ctx)
+        self.check_finite(loss, ctx)
+        for obs in self.observers:
+            obs.after_step(self, ctx)
+        return loss
+
+    @staticmethod
+    def check_finite(loss: torch.Tensor, ctx: TaskContext) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at task {ctx.index}, step {ctx.step}")
+
     def train_task(self, t: int) -> dict[str, Any]:
         task = self.task(t)
         seed_everything(task_seed(self.cfg.seed, t))
@@ -170,8 +214,7 @@ class Run:
         method.before_task(model, ctx)
         for obs in self.observers:
             obs.before_task(self, ctx)
-        opt = make_optimizer(self.cfg, method.parameter_groups(model, ctx))
-        sched = make_schedule(self.cfg, opt, total)
+        step = self.method_step if method.owns_step else self.optimizer_step(ctx)
         losses: list[float] = []
         images_seen = 0
         bar = tqdm(
@@ -183,20 +226,7 @@ class Run:
         while ctx.step < total:
             for images, targets in loader:
                 images, targets = images.to(self.device), targets.to(self.device)
-                with self.autocast():
-                    loss = method.loss(model, images, targets, ctx)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss at task {t}, step {ctx.step}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                method.after_backward(model, ctx)
-                for obs in self.observers:
-                    obs.before_step(self, ctx)
-                opt.step()
-                sched.step()
-                method.after_step(model, ctx)
-                for obs in self.observers:
-                    obs.after_step(self, ctx)
+                loss = step(images, targets, ctx)
                 losses.append(float(loss.detach()))
                 images_seen += len(images)
                 ctx.step += 1

@@ -18,21 +18,23 @@ def resumed_after_crash(tmp_path, monkeypatch):
     def check(cfg):
         reference = run(cfg, tmp_path / "a", progress=False)
         cls = METHODS[cfg.method.name]
-        original = cls.after_backward
+        hook = "train_step" if cls.owns_step else "after_backward"
+        original = getattr(cls, hook)
 
-        def crash(self, model, ctx):
+        def crash(self, *args):
+            ctx = args[-1]
             if ctx.index == 2 and ctx.step == 1:
                 raise KeyboardInterrupt("simulated kill during task 3")
-            original(self, model, ctx)
+            return original(self, *args)
 
-        monkeypatch.setattr(cls, "after_backward", crash)
+        monkeypatch.setattr(cls, hook, crash)
         with pytest.raises(KeyboardInterrupt):
             run(cfg, tmp_path / "b", progress=False)
         out = run_dir(cfg, tmp_path / "b")
         partial = json.loads((out / "record.json").read_text())
         assert partial["status"] == "partial" and len(partial["tasks"]) == 2
         assert (out / CHECKPOINT_NAME).exists()
-        monkeypatch.setattr(cls, "after_backward", original)
+        monkeypatch.setattr(cls, hook, original)
         with pytest.raises(JanusError, match="--resume"):
             run(cfg, tmp_path / "b", progress=False)
         return reference, run(cfg, tmp_path / "b", resume=True, progress=False), out

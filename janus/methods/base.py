@@ -12,6 +12,10 @@ Order per task t (see :mod:`janus.trainer`)::
         method.after_step(model, ctx)        # e.g. retractions onto a manifold
     method.after_task(model, ctx)            # e.g. store prototypes, grow bases
     evaluate with method.predict(model, images, num_tasks=t + 1)
+
+A method whose update is not "one gradient, one optimizer step" (SeqLoRA's bilevel iterations)
+sets ``owns_step = True`` and implements :meth:`Method.train_step`, which replaces the
+``loss`` ... ``after_step`` block above; the loop then builds no optimizer.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class Method:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    owns_step: ClassVar[bool] = False
+    """True when the method updates its parameters itself in :meth:`train_step`."""
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -94,6 +100,13 @@ class Method:
 
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
         """After the optimizer step (no-op by default)."""
+
+    def train_step(
+        self, model: ContinualViT, images: torch.Tensor, targets: torch.Tensor, ctx: TaskContext
+    ) -> torch.Tensor:
+        """One training step on one batch for methods with ``owns_step``: update the
+        parameters in place and return the (detached) loss before the update."""
+        raise NotImplementedError(f"method {self.name!r} does not own its training step")
 
     def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         """After the last step of the task, before evaluation."""

@@ -58,6 +58,11 @@ def _assumes_orthonormal_bases(B, bases, eps):
     return B - B_int @ (B_int.T @ B)
 
 
+def _negated_operator(f, A, B):
+    grad_A, H = G["cross_hessian_operator"](f, A, B)
+    return grad_A, lambda g: _negate(H(g))
+
+
 def _negate(x):
     return -x if isinstance(x, torch.Tensor) else tuple(-t for t in x)
 
@@ -136,8 +141,8 @@ PERTURBATIONS: dict[str, tuple[str, Callable, set[str]]] = {
         },
     ),
     "cross-Hessian with the wrong sign": (
-        "cross_hessian_vector_product",
-        lambda f, A, B, g: _negate(G["cross_hessian_vector_product"](f, A, B, g)),
+        "cross_hessian_operator",
+        _negated_operator,
         {"seqlora.eq15.cross-hessian", "seqlora.lemma4.lipschitz", "seqlora.alg1.reading"},
     ),
     "reduced gradient without the cross-Hessian (alternating baseline)": (
