@@ -16,7 +16,7 @@ from typing import Any
 
 from janus.config import RunConfig, apply_overrides
 from janus.config import profile as make_profile
-from janus.results import summarize
+from janus.results import paper_numbers, summarize
 from janus.trainer import run
 
 
@@ -75,6 +75,18 @@ TABLE1_VARIANTS: dict[int, Variant] = {
     7: janus_variant("(7) OE+GR+DML", None),
 }
 """Janus-LoRA Table 1 (Sec. 4.2): the seven OE / GR / DML combinations."""
+
+
+SDLORA_TABLE4_VARIANTS: dict[int, Variant] = {
+    1: Variant("W0 + a dir(A1B1)", "sd-lora", {"components": "first"}, "sd-lora-first"),
+    2: Variant("W0 + a dir(AB)", "sd-lora", {"components": "single"}, "sd-lora-single"),
+    3: Variant("W0 + dir_1 + .. + a dir_t", "sd-lora", {"old_magnitudes": "frozen"},
+               "sd-lora-frozen-alphas"),
+    4: Variant("SD-LoRA", "sd-lora"),
+}
+"""SD-LoRA Table 4 (Sec. 4.2, "Ablation Studies"): task 1's direction only, frozen, with a
+learned magnitude; one direction trained throughout; every direction kept but the earlier
+magnitudes frozen; SD-LoRA. See ``docs/methods/sdlora.md``."""
 
 
 def sweep_variants(param: str, values: Iterable[Any], default: Any) -> list[Variant]:
@@ -173,3 +185,31 @@ def run_sweep(
         print(f"{v!s:>10}" + "".join(f"{r[m]:>9.2f} ± {r[m + '_std']:4.2f}"
                                      for m in ("acc", "maa", "bwt")))
     return rows
+
+
+def paper_comparison(
+    rows: list[dict[str, Any]],
+    table: str,
+    *,
+    key: str = "method",
+    metrics: Sequence[str] = ("acc", "maa"),
+    spread: str = "se",
+) -> str:
+    """Put the paper's numbers of ``janus/paper_numbers/<table>.csv`` for each row's T beside
+    ours (``paper_<m>``, ``paper_<m>_<spread>``, matched on ``row[key]``) and return the
+    comparison as text. ``spread`` is the paper's: ``"se"`` (standard error over runs) or
+    ``"std"``; ours is given in the same kind (``<m>_se`` = std / sqrt(#seeds) is added)."""
+    paper = {(p["method"], p["tasks"]): p for p in paper_numbers(table)}
+    lines = [f"{'row':<28}{'T':>3}" + "".join(f"{'ours ' + m.upper():>16}{'paper':>16}"
+                                            for m in metrics)]
+    for row in rows:
+        p = paper.get((row[key], row["tasks"]), {})
+        cells = ""
+        for m in metrics:
+            row[f"{m}_se"] = row[f"{m}_std"] / math.sqrt(len(row["seeds"]))
+            row[f"paper_{m}"], row[f"paper_{m}_{spread}"] = p.get(m), p.get(f"{m}_{spread}")
+            ours = f"{row[m]:.2f} ± {row[f'{m}_{spread}']:.2f}"
+            theirs = "-" if p.get(m) is None else f"{p[m]:.2f} ± {p[f'{m}_{spread}']:.2f}"
+            cells += f"{ours:>16}{theirs:>16}"
+        lines.append(f"{row['method']:<28}{row['tasks']:>3}{cells}")
+    return "\n".join(lines)

@@ -5,8 +5,10 @@ import pytest
 from janus.errors import ConfigError
 from janus.experiments import (
     FIG2_VARIANTS,
+    SDLORA_TABLE4_VARIANTS,
     TABLE1_VARIANTS,
     make_config,
+    paper_comparison,
     sweep_variants,
     verdict,
 )
@@ -64,3 +66,23 @@ def test_verdict(a, b, word):
 def test_make_config_rejects_unknown_profile():
     with pytest.raises(ConfigError, match="unknown profile"):
         make_config("nope")
+
+
+def test_sdlora_table4_variants_build_and_match_the_paper_rows():
+    keys = {(r["method"], r["tasks"]) for r in paper_numbers("sdlora_table4")}
+    for v in SDLORA_TABLE4_VARIANTS.values():
+        build_method(make_config("smoke", v.method, params=v.params))
+        assert {(v.key, 5), (v.key, 10)} <= keys
+
+
+def test_paper_comparison_attaches_the_papers_numbers_and_standard_errors():
+    rows = [{"method": "SD-LoRA", "variant": "sd-lora", "tasks": 10, "seeds": [0, 1, 2, 3],
+             "acc": 50.0, "acc_std": 2.0, "maa": 60.0, "maa_std": 4.0}]
+    text = paper_comparison(rows, "sdlora_table2", key="variant")
+    row = rows[0]
+    assert row["acc_se"] == pytest.approx(1.0) and row["maa_se"] == pytest.approx(2.0)
+    assert (row["paper_acc"], row["paper_acc_se"], row["paper_maa"]) == (77.34, 0.35, 82.04)
+    assert "50.00 ± 1.00" in text and "77.34 ± 0.35" in text
+    rows[0]["tasks"] = 7  # no such column in the paper
+    assert "-" in paper_comparison(rows, "sdlora_table2", key="variant").splitlines()[1]
+    assert rows[0]["paper_acc"] is None

@@ -9,10 +9,12 @@ magnitudes ``alpha_1..alpha_t`` shared by all projections of all blocks (Sec. 4.
 :class:`~janus.lora.LoRAComponent` objects are left as they are (so ``structure()`` /
 ``rebuild()`` resume works); each gets a gain (:attr:`LoRAComponent.gain`) that rescales
 ``scale B A`` by ``alpha_k / (scale * ||.||)``, the norm of the *current* factors,
-differentiable for the task being trained, and seen by ``delta_weight()`` and ``merge()``. ``lora.scale`` therefore has no effect. The magnitudes are an
-``nn.Parameter`` owned by the method, optimised with the current component and head, and
-checkpointed in :meth:`SDLoRA.state_dict`.
+differentiable for the task being trained, and seen by ``delta_weight()`` and ``merge()``.
+``lora.scale`` therefore has no effect. The magnitudes are an ``nn.Parameter`` owned by the
+method, optimised with the current component and head, and checkpointed in
+:meth:`SDLoRA.state_dict`.
 
+- Table 4's ablations: ``components`` ("first", "single") and ``old_magnitudes`` ("frozen").
 - SD-LoRA-RR (Sec. 3.5, Eq. 6, Alg. 1 lines 2-4): stepwise rank schedule.
 - SD-LoRA-KD (Sec. 3.5, Eq. 7-8, Alg. 1 lines 10-12): after each task, a new direction that
   the earlier ones represent up to ``tau`` is folded into their magnitudes (Eq. 8 corrected,
@@ -38,6 +40,7 @@ from janus.methods.base import Method, TaskContext, register_method
 from janus.model import ContinualViT
 
 NORMS = ("product", "factors")
+COMPONENTS = ("per-task", "first", "single")
 PAPER_RANKS = (10, 8, 6)  # r_1, r_mu, r_nu of Sec. 4.1 at r_1 = 10
 
 
@@ -65,6 +68,11 @@ class SDLoRA(Method):
     defaults: dict[str, Any] = {
         "alpha_init": 0.8,  # initial magnitude of each new direction (official code)
         "norm": "product",  # ||B A||_F (paper, Eq. 3) or "factors": ||B||_F ||A||_F (code)
+        # Table 4 ablations: "per-task" (SD-LoRA), "first" (row 1: task 1's direction, frozen
+        # afterwards) or "single" (row 2: one direction, trained in every task); one magnitude
+        "components": "per-task",
+        # "learned" (SD-LoRA) or "frozen" (row 3: each magnitude fixed after its own task)
+        "old_magnitudes": "learned",
     }
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
@@ -77,7 +85,17 @@ class SDLoRA(Method):
                               f"got {p['alpha_init']!r}")
         if cfg.lora.scale == 0:
             raise ConfigError(f"{self.name} needs lora.scale != 0 (it divides the output)")
+        if p["components"] not in COMPONENTS:
+            raise ConfigError(f"{self.name} components must be one of {COMPONENTS}, "
+                              f"got {p['components']!r}")
+        if p["old_magnitudes"] not in ("learned", "frozen"):
+            raise ConfigError(f"{self.name} old_magnitudes must be 'learned' or 'frozen', "
+                              f"got {p['old_magnitudes']!r}")
+        if p["old_magnitudes"] == "frozen" and p["components"] != "per-task":
+            raise ConfigError(f"{self.name} old_magnitudes=frozen needs components=per-task "
+                              f"(with one component there is one magnitude)")
         self.alphas = nn.Parameter(torch.zeros(0))
+        self.frozen_alphas = torch.zeros(0)
 
     # ------------------------------------------------------------------ structure
     def rank(self, task: int) -> int:
@@ -109,9 +127,14 @@ class SDLoRA(Method):
         """Freeze the earlier directions; add task t's component (Alg. 1 line 1) and alpha_t.
 
         B is drawn like A (Kaiming-uniform) instead of LoRA's zero: Eq. 4 normalises the
-        current product, which is undefined at B = 0."""
+        current product, which is undefined at B = 0. With ``components`` "first" / "single"
+        (Table 4 rows 1-2) only task 1 adds a component; later tasks keep it frozen / trained.
+        """
+        single = self.params["components"] != "per-task"
         for comp in model.lora_components():
-            comp.set_trainable(False)
+            comp.set_trainable(self.params["components"] == "single")
+        if single and len(self.alphas):
+            return
         k = len(self.alphas)
         for added in model.add_lora_components(self.rank(ctx.index)):
             for comp in added.values():
@@ -119,11 +142,19 @@ class SDLoRA(Method):
                 self.hook(comp, k)
         new = torch.full((1,), float(self.params["alpha_init"]), device=model.device)
         self.alphas = nn.Parameter(torch.cat([self.alphas.detach(), new]))
+        self.frozen_alphas = self.alphas.detach()[:-1].clone()
 
     def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
         """The current component and head, and all magnitudes (Alg. 1 line 7)."""
         trainable = [p for p in model.parameters() if p.requires_grad]
         return [{"params": [*trainable, self.alphas]}]
+
+    @torch.no_grad()
+    def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """Table 4 row 3 (``old_magnitudes="frozen"``): the earlier magnitudes keep the values
+        they had at the end of their tasks, whatever the optimiser did."""
+        if self.params["old_magnitudes"] == "frozen":
+            self.alphas[:-1] = self.frozen_alphas
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

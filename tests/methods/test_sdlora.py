@@ -144,6 +144,48 @@ def test_task_2_freezes_directions_and_trains_magnitudes_and_the_new_pair(tmp_pa
         assert not torch.equal(new.A, A1) and not torch.equal(new.B, B1)
 
 
+# ---------------------------------------------------------------- Table 4 ablations
+
+
+def three_tasks(tmp_path, **params):
+    sets = [f"method.params.{k}={v}" for k, v in params.items()]
+    cfg = apply_overrides(profile("smoke"), ["method.name=sd-lora", "train.epochs=1", *sets])
+    snaps = []
+
+    class Each(Observer):
+        def before_task(self, run, ctx):
+            snaps.append(([(c.A.detach().clone(), c.B.detach().clone())
+                           for c in run.model.lora_components()],
+                          run.method.alphas.detach().clone()))
+
+    r = Run(cfg, tmp_path, progress=False, observers=[Each()])
+    r.method.setup(r.model)
+    for t in range(3):
+        r.train_task(t)
+    return r, snaps
+
+
+@pytest.mark.parametrize("components", ["first", "single"])
+def test_table4_rows_1_2_keep_one_direction_and_one_magnitude(tmp_path, components):
+    r, snaps = three_tasks(tmp_path, components=components)
+    comps = r.model.lora_components()
+    assert all(len(a.components[s]) == 1 for a, s in slice_pairs(r.model))
+    assert r.method.alphas.shape == (1,)
+    (start, alpha_start), end = snaps[2], [(c.A, c.B) for c in comps]
+    moved = [not torch.equal(a0, a1) for (a0, _), (a1, _) in zip(start, end, strict=True)]
+    assert all(moved) if components == "single" else not any(moved)  # row 2 / row 1
+    assert not torch.equal(r.method.alphas.detach(), alpha_start)  # alpha adapts in task 3
+
+
+def test_table4_row_3_freezes_earlier_magnitudes(tmp_path):
+    r, snaps = three_tasks(tmp_path, old_magnitudes="frozen")
+    alphas = r.method.alphas.detach()
+    _, alpha_start = snaps[2]
+    assert torch.equal(alphas[:2], alpha_start[:2]) and alphas[2] != alpha_start[2]
+    assert torch.equal(snaps[2][1][:1], snaps[1][1][:1])  # alpha_1 fixed since task 1 ended
+    assert snaps[1][1][0] != 0.8  # ... at the value it learned then
+
+
 # ---------------------------------------------------------------- Eq. 6
 
 
@@ -291,6 +333,10 @@ def test_resume_after_every_direction_was_absorbed(resumed_after_crash):
 
 def test_bad_parameters():
     cfg = profile("smoke")
+    with pytest.raises(ConfigError, match="components"):
+        SDLoRA(cfg, components="two")
+    with pytest.raises(ConfigError, match="old_magnitudes"):
+        SDLoRA(cfg, components="single", old_magnitudes="frozen")
     with pytest.raises(ConfigError, match="norm"):
         SDLoRA(cfg, norm="spectral")
     with pytest.raises(ConfigError, match="alpha_init"):
