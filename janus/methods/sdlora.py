@@ -73,6 +73,9 @@ class SDLoRA(Method):
         "components": "per-task",
         # "learned" (SD-LoRA) or "frozen" (row 3: each magnitude fixed after its own task)
         "old_magnitudes": "learned",
+        # the task being trained enters as "normalized" alpha_t dir_t (paper, Eq. 4) or "raw"
+        # alpha_t B_t A_t (official code), normalised once its task is over
+        "current": "normalized",
     }
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
@@ -94,8 +97,13 @@ class SDLoRA(Method):
         if p["old_magnitudes"] == "frozen" and p["components"] != "per-task":
             raise ConfigError(f"{self.name} old_magnitudes=frozen needs components=per-task "
                               f"(with one component there is one magnitude)")
+        if p["current"] not in ("normalized", "raw"):
+            raise ConfigError(f"{self.name} current must be 'normalized' or 'raw', "
+                              f"got {p['current']!r}")
         self.alphas = nn.Parameter(torch.zeros(0))
         self.frozen_alphas = torch.zeros(0)
+        self.raw: int | None = None
+        """Index of the component that enters un-normalised (``current="raw"``, in training)."""
 
     # ------------------------------------------------------------------ structure
     def rank(self, task: int) -> int:
@@ -106,6 +114,8 @@ class SDLoRA(Method):
         """Make ``comp`` compute ``alpha_k dir(A, B)`` instead of ``scale B A`` (its gain)."""
 
         def gain() -> torch.Tensor:
+            if k == self.raw:
+                return self.alphas[k] / comp.scale
             n = direction_norm(comp.A, comp.B, self.params["norm"])
             return self.alphas[k] / (comp.scale * n)
 
@@ -143,11 +153,16 @@ class SDLoRA(Method):
         new = torch.full((1,), float(self.params["alpha_init"]), device=model.device)
         self.alphas = nn.Parameter(torch.cat([self.alphas.detach(), new]))
         self.frozen_alphas = self.alphas.detach()[:-1].clone()
+        self.raw = k if self.params["current"] == "raw" else None
 
     def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
         """The current component and head, and all magnitudes (Alg. 1 line 7)."""
         trainable = [p for p in model.parameters() if p.requires_grad]
         return [{"params": [*trainable, self.alphas]}]
+
+    def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """From now on the task's direction enters normalised (also with ``current="raw"``)."""
+        self.raw = None
 
     @torch.no_grad()
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
@@ -243,6 +258,7 @@ class SDLoRAKD(SDLoRA):
     def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Eq. 7 by least squares; if the residual <= tau, alpha_k += alpha_t c_k (Eq. 8,
         corrected) and task t's component is deleted from every slice."""
+        super().after_task(model, ctx)
         t = len(self.alphas) - 1
         if t == 0:
             return

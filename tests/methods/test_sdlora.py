@@ -84,6 +84,23 @@ def test_forward_and_gradients_are_those_of_eq_4(norm):
     assert all(c.A.grad is None and c.B.grad is None for c in comps[:-1])
 
 
+def test_code_option_raw_current_term_until_its_task_ends():
+    """``current="raw"`` (official code): the component in training is alpha_t B_t A_t, the
+    earlier ones alpha_k dir_k; after its task it is normalised too."""
+    model, method = build(current="raw")
+    a, s = slice_pairs(model)[0]
+    comps = list(a.components[s])
+    want = geo.sdlora_delta(method.alphas[:2], [c.A for c in comps[:2]],
+                            [c.B for c in comps[:2]], "product")
+    want = want + method.alphas[2] * comps[2].B @ comps[2].A
+    torch.testing.assert_close(a.delta_weight()[a.rows(s)], want)
+    method.after_task(model, task(2))
+    normalised = geo.sdlora_delta(method.alphas, [c.A for c in comps], [c.B for c in comps],
+                                  "product")
+    torch.testing.assert_close(a.delta_weight()[a.rows(s)], normalised)
+    assert float((want - normalised).detach().norm()) > 1e-3
+
+
 def test_dense_update_and_merge_include_the_magnitudes():
     """delta_weight() (read by merge() and the Fig. 2 violation probe) is Eq. 4's update."""
     model, method = build()
@@ -333,6 +350,8 @@ def test_resume_after_every_direction_was_absorbed(resumed_after_crash):
 
 def test_bad_parameters():
     cfg = profile("smoke")
+    with pytest.raises(ConfigError, match="current"):
+        SDLoRA(cfg, current="scaled")
     with pytest.raises(ConfigError, match="components"):
         SDLoRA(cfg, components="two")
     with pytest.raises(ConfigError, match="old_magnitudes"):
