@@ -22,6 +22,12 @@ def orthogonal_complement_projector(V: torch.Tensor) -> torch.Tensor:
     return eye - V @ V.T
 
 
+def complement_basis(V: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis (``d x (d - k)``) of span(V)^perp, ``V`` orthonormal ``d x k``."""
+    k = V.shape[1]
+    return torch.linalg.eigh(orthogonal_complement_projector(V))[1][:, k:]
+
+
 def safe_update(delta_w: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """Janus-LoRA Thm 3.1, Eq. 3 with orthonormal V: ``dW (I - V V^T)``.
 
@@ -401,3 +407,26 @@ def optimal_feasible_basis(
     compressed = (compressed + compressed.T) / 2
     _, vecs = torch.linalg.eigh(compressed)
     return vecs[:, -r:].flip(1)
+
+
+def grown_basis(
+    protected: torch.Tensor, gram: torch.Tensor, threshold: float, max_dim: int
+) -> torch.Tensor:
+    """GPM (Saha et al. 2021, Eq. 8-9) on the Gram ``R R^T`` of a task's layer inputs: append
+    the fewest top eigenvectors of the residual ``(I - PP^T) R R^T (I - PP^T)`` such that the
+    energy of ``R`` captured by P and them reaches ``threshold`` of ``||R||_F^2``; at most
+    ``max_dim`` columns in all."""
+    total = float(torch.trace(gram))
+    if total <= 0 or protected.shape[1] >= max_dim:
+        return protected
+    q = orthogonal_complement_projector(protected)
+    residual = torch.linalg.eigvalsh(q @ gram @ q).flip(0)
+    need = threshold * total - (total - float(residual.sum()))
+    if need <= 0:
+        return protected
+    k = int((residual.cumsum(0) < need).sum()) + 1
+    k = min(k, max_dim - protected.shape[1], int((residual > 1e-12 * total).sum()))
+    if k == 0:
+        return protected
+    new = optimal_feasible_basis(gram, protected, k)
+    return qr_retraction(torch.cat([protected, new], dim=1))

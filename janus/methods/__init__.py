@@ -3,6 +3,7 @@
 from janus.methods import (  # noqa: F401 (registers them)
     eblora,
     finetune,
+    inflora,
     janus_lora,
     sdlora,
     seqlora,

@@ -41,37 +41,13 @@ def initial_factors(
     (EBLoRA code: factors from an SVD of the new task's gradient), random orthonormal ones
     when ``grad`` is None. ``Vt P = 0`` holds exactly, whatever the rank of ``grad``, because
     the SVD is taken in an orthonormal basis of the complement."""
-    k = protected.shape[1]
-    free = torch.linalg.eigh(geo.orthogonal_complement_projector(protected))[1][:, k:]
+    free = geo.complement_basis(protected)
     if grad is None:
         target = torch.randn(d_out, free.shape[1], dtype=free.dtype).to(free.device)
     else:
         target = -grad.to(free.dtype) @ free
     u, _, wh = torch.linalg.svd(target, full_matrices=False)
     return u[:, :rank], wh[:rank] @ free.T
-
-
-def grown_basis(
-    protected: torch.Tensor, gram: torch.Tensor, threshold: float, max_dim: int
-) -> torch.Tensor:
-    """GPM (Saha et al. 2021, Eq. 8-9) on the Gram ``R R^T`` of a task's layer inputs: append
-    the fewest top eigenvectors of the residual ``(I - PP^T) R R^T (I - PP^T)`` such that the
-    energy of ``R`` captured by P and them reaches ``threshold`` of ``||R||_F^2``; at most
-    ``max_dim`` columns in all."""
-    total = float(torch.trace(gram))
-    if total <= 0 or protected.shape[1] >= max_dim:
-        return protected
-    q = geo.orthogonal_complement_projector(protected)
-    residual = torch.linalg.eigvalsh(q @ gram @ q).flip(0)
-    need = threshold * total - (total - float(residual.sum()))
-    if need <= 0:
-        return protected
-    k = int((residual.cumsum(0) < need).sum()) + 1
-    k = min(k, max_dim - protected.shape[1], int((residual > 1e-12 * total).sum()))
-    if k == 0:
-        return protected
-    new = geo.optimal_feasible_basis(gram, protected, k)
-    return geo.qr_retraction(torch.cat([protected, new], dim=1))
 
 
 @dataclass
@@ -220,7 +196,7 @@ class EBLoRA(Method):
         grams = input_grams(model, ctx.stream.eval_loader(ctx.task.train_plain), torch.float64)
         max_dim = model.adapters[0].in_features - model.lora.rank
         self.protected = [
-            grown_basis(p, g, self.params["threshold"], max_dim)
+            geo.grown_basis(p, g, self.params["threshold"], max_dim)
             for p, g in zip(self.protected, grams, strict=True)
         ]
 

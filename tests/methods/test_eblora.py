@@ -12,7 +12,8 @@ import janus.methods.eblora  # noqa: F401  (registers the method)
 from janus import geometry as geo
 from janus.config import LoRAConfig, ModelConfig, apply_overrides, profile
 from janus.errors import ConfigError
-from janus.methods.eblora import EBLoRA, grown_basis, initial_factors
+from janus.geometry import grown_basis
+from janus.methods.eblora import EBLoRA, initial_factors
 from janus.model import build_model
 from janus.trainer import Observer, Run, run
 

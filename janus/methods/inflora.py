@@ -1,0 +1,120 @@
+"""InfLoRA (Liang & Li, CVPR 2024, "Interference-free low-rank adaptation for continual
+learning"), from the facts about its public code in ``shared/papers/baselines-notes.md`` and
+``baselines-method-notes.md`` (Sec. 3; the paper's text is not in ``shared/papers``).
+
+Per task t every adapted slice (``lora.targets``, K and V) gets a new component whose input
+factor is *designed* and frozen, and whose output factor is the only adapter parameter trained:
+
+1. before training, the Gram ``C`` of the qkv inputs of each block over the task's training
+   images (earlier components active) is projected off the protected input basis ``M``:
+   ``(I - M M^T) C``; ``A_t`` = its top-r left singular vectors, transposed, times
+   ``a_scale`` (1/sqrt(3) in the code), so ``A_t M = 0``: ``B_t A_t x = 0`` on the protected
+   inputs whatever ``B_t`` learns;
+2. ``B_t`` starts at zero and trains with the task's head (Adam, the protocol's schedule);
+3. after training, ``M`` grows by GPM (:func:`janus.geometry.grown_basis`) on the Gram of the
+   task's inputs (task t's component active), with the threshold
+   ``eps_t = lambda_b + (1 - lambda_b) t / T`` (0.98 -> 1 on ImageNet-R in the code).
+
+The code stores the complement of ``M`` once ``M`` passes half the dimension ("retain" mode
+of DualGPM); the projector is the same, we always store ``M``. Choices:
+``docs/methods/inflora.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from janus import geometry as geo
+from janus.activations import input_grams
+from janus.config import RunConfig
+from janus.errors import ConfigError
+from janus.methods.base import Method, TaskContext, register_method
+from janus.model import ContinualViT
+
+ENERGIES = ("eigenvalues", "squared")
+
+
+def designed_input_factor(gram: torch.Tensor, protected: torch.Tensor, rank: int) -> torch.Tensor:
+    """``A`` (rank x d_in, orthonormal rows): the top-``rank`` left singular vectors of
+    ``(I - M M^T) C``. Computed as ``Q U'`` with ``Q`` an orthonormal basis of span(M)^perp
+    and ``U'`` those of ``Q^T C`` (the same vectors, since ``(I - M M^T) C = Q Q^T C``), so the
+    rows lie in span(M)^perp even where ``(I - M M^T) C`` has rank below ``rank``."""
+    free = geo.complement_basis(protected)
+    u, _, _ = torch.linalg.svd(free.T @ gram, full_matrices=False)
+    return (free @ u[:, :rank]).T
+
+
+@register_method
+class InfLoRA(Method):
+    """InfLoRA: per-task LoRA with a designed, frozen input factor outside the protected
+    subspace; only the output factor (and the head) trains."""
+
+    name = "inflora"
+    description = "InfLoRA: designed frozen A_t outside the GPM subspace, only B_t trained"
+    defaults: dict[str, Any] = {
+        "lambda_b": 0.98,  # GPM threshold at the first task (ImageNet-R config; CIFAR: 0.95)
+        "a_scale": 1 / math.sqrt(3),  # the code's scale of the designed A_t
+        # GPM energy of the input Gram's eigenvalues ("eigenvalues": sigma(X)^2, GPM paper)
+        # or of their squares ("squared": the code squares the singular values of C)
+        "energy": "eigenvalues",
+    }
+
+    def __init__(self, cfg: RunConfig, **params: Any) -> None:
+        super().__init__(cfg, **params)
+        p = self.params
+        if not (isinstance(p["lambda_b"], int | float) and 0 < p["lambda_b"] <= 1):
+            raise ConfigError(f"{self.name} lambda_b must be in (0, 1], got {p['lambda_b']!r}")
+        if not (isinstance(p["a_scale"], int | float) and p["a_scale"] > 0):
+            raise ConfigError(f"{self.name} a_scale must be > 0, got {p['a_scale']!r}")
+        if p["energy"] not in ENERGIES:
+            raise ConfigError(f"{self.name} energy must be one of {ENERGIES}, got {p['energy']!r}")
+        self.protected: list[torch.Tensor] = []
+
+    def setup(self, model: ContinualViT) -> None:
+        d = model.adapters[0].in_features
+        self.protected = [torch.zeros(d, 0, dtype=torch.float64) for _ in model.adapters]
+
+    def threshold(self, task: int) -> float:
+        """``eps_t = lambda_b + (1 - lambda_b) t / T`` (0-based t)."""
+        lam = self.params["lambda_b"]
+        return lam + (1 - lam) * task / self.cfg.data.num_tasks
+
+    def task_grams(self, model: ContinualViT, ctx: TaskContext) -> list[torch.Tensor]:
+        """Per block, the Gram of the qkv inputs over the task's training images (test
+        transform), in float64 on the CPU; squared for ``energy="squared"``."""
+        loader = ctx.stream.eval_loader(ctx.task.train_plain)
+        grams = [g.cpu() for g in input_grams(model, loader, torch.float64)]
+        return [g @ g for g in grams] if self.params["energy"] == "squared" else grams
+
+    @torch.no_grad()
+    def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """Freeze the earlier components; add task t's with ``A_t`` designed and frozen."""
+        for comp in model.lora_components():
+            comp.set_trainable(False)
+        grams = self.task_grams(model, ctx)
+        for i, added in enumerate(model.add_lora_components()):
+            for comp in added.values():
+                A = designed_input_factor(grams[i], self.protected[i], comp.rank)
+                comp.A.copy_(self.params["a_scale"] * A.to(comp.A))
+                comp.A.requires_grad_(False)
+
+    @torch.no_grad()
+    def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """GPM growth of each block's protected basis with ``eps_t``; at most ``d - rank``
+        columns, so the next task still has ``rank`` free directions."""
+        grams = self.task_grams(model, ctx)
+        max_dim = model.adapters[0].in_features - model.lora.rank
+        eps = self.threshold(ctx.index)
+        self.protected = [
+            geo.grown_basis(m, g, eps, max_dim) for m, g in zip(self.protected, grams, strict=True)
+        ]
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {"protected": self.protected}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.protected = list(state["protected"])
