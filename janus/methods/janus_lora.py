@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from janus import geometry as geo
+from janus.activations import input_grams
 from janus.errors import ConfigError
 from janus.lora import LoRAQKV
 from janus.methods.base import Method, TaskContext, register_method
@@ -100,8 +101,8 @@ class JanusLoRA(Method):
         if self.params["memory"] not in ("snapshot", "union"):
             raise ConfigError(f"janus-lora memory must be snapshot or union, got "
                               f"{self.params['memory']!r}")
-        if self.params["exact_safe"] and not self.params["oe"]:
-            raise ConfigError("janus-lora exact_safe=True needs oe=True (it protects the OE basis)")
+        if self.params["exact_safe"] and not self.protects:
+            raise ConfigError(f"{self.name} exact_safe=True needs a protected basis (oe=True)")
         self.captures: list[ActivationCapture] = []
         self.online: list[torch.Tensor] = []
         self.history: list[torch.Tensor | None] = []
@@ -110,6 +111,11 @@ class JanusLoRA(Method):
         self.pending_steps: list[tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     # ------------------------------------------------------------------ set-up
+    @property
+    def protects(self) -> bool:
+        """Whether updates are projected off a historical basis (here: the OE snapshots)."""
+        return bool(self.params["oe"])
+
     def rank_k(self, d_in: int) -> int:
         k = self.params["k"]
         if k is None:
@@ -134,8 +140,8 @@ class JanusLoRA(Method):
             comp.set_trainable(True)
         for cap, hist in zip(self.captures, self.history, strict=True):
             cap.keep_inputs = self.params["oe"]
-            cap.basis = hist if self.params["oe"] and self.params["gr"] else None
-        self.projection = list(self.history) if self.params["oe"] else [None] * len(self.history)
+            cap.basis = hist if self.protects and self.params["gr"] else None
+        self.projection = list(self.history) if self.protects else [None] * len(self.history)
 
     # ------------------------------------------------------------------ loss
     def loss(self, model, images, targets, ctx):
@@ -170,7 +176,7 @@ class JanusLoRA(Method):
                     continue
                 if self.params["gr"]:
                     comp.A.grad, comp.B.grad = self.rectified(comp, basis, cap.gw_v.get(s))
-                elif basis is not None:  # "OE only" (Table 1 ③): project A's input side
+                elif basis is not None:  # "OE only" (Table 1 ③), LoRA-GPM: project A's input side
                     comp.A.grad = geo.safe_update(comp.A.grad.float(), basis).to(
                         comp.A.grad.dtype
                     )
@@ -227,10 +233,14 @@ class JanusLoRA(Method):
     # ------------------------------------------------------------------ tasks
     @torch.no_grad()
     def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
-        for i, v in enumerate(self.online):
-            self.history[i] = self.remembered(self.history[i], v)
+        self.update_history(model, ctx)
         if self.params["dml"]:
             self.store_prototypes(model, ctx)
+
+    def update_history(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """The historical basis for the next task: the OE basis at the end of this one."""
+        for i, v in enumerate(self.online):
+            self.history[i] = self.remembered(self.history[i], v)
 
     def remembered(self, old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
         if self.params["memory"] == "snapshot" or old is None:
@@ -267,3 +277,47 @@ class JanusLoRA(Method):
         self.online = list(state["online"])
         self.history = list(state["history"])
         self.old_prototypes = state["old_prototypes"]
+
+
+@register_method
+class LoRAGPM(JanusLoRA):
+    """LoRA-GPM (Janus-LoRA's baseline, Sec. 4.1; Saha et al. 2021): the same continually
+    trained LoRA pair, its input-side gradient projected off a GPM basis that is built offline
+    after each task from the task's layer inputs (no online estimation). ``gr=True`` is
+    Janus-LoRA Fig. 6's "LoRA-GPM + GR"."""
+
+    name = "lora-gpm"
+    description = "LoRA-GPM: one LoRA, A's gradient projected off an offline GPM basis"
+    defaults: dict[str, Any] = {
+        **JanusLoRA.defaults,
+        "oe": False,
+        "gr": False,
+        "dml": False,
+        "threshold": 0.97,  # GPM energy threshold at the first task (Saha et al. 2021)
+        "threshold_step": 0.003,  # ... raised by this much per task (0.97 + 0.003 t)
+    }
+
+    def __init__(self, cfg, **params: Any) -> None:
+        super().__init__(cfg, **params)
+        if self.params["oe"]:
+            raise ConfigError("lora-gpm builds its basis offline (GPM): oe must be False")
+        if not 0 < self.params["threshold"] <= 1:
+            raise ConfigError(f"lora-gpm threshold must be in (0, 1], got "
+                              f"{self.params['threshold']!r}")
+
+    @property
+    def protects(self) -> bool:
+        return True
+
+    def update_history(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """GPM growth (:func:`janus.geometry.grown_basis`) of each block's basis on the Gram of
+        the task's inputs (training images, test transform), threshold
+        ``threshold + threshold_step * t`` (at most 1); at most ``d_in - rank`` columns."""
+        grams = input_grams(model, ctx.stream.eval_loader(ctx.task.train_plain), torch.float64)
+        eps = min(1.0, self.params["threshold"] + self.params["threshold_step"] * ctx.index)
+        d = model.adapters[0].in_features
+        for i, gram in enumerate(grams):
+            old = self.history[i]
+            old = torch.zeros(d, 0, dtype=torch.float64) if old is None else old.double().cpu()
+            new = geo.grown_basis(old, gram.cpu(), eps, d - model.lora.rank)
+            self.history[i] = new.float().to(model.device) if new.shape[1] else None

@@ -154,7 +154,7 @@ def test_smoke_runs_and_keeps_bases_orthonormal(tmp_path, flags):
 
 
 def test_bad_parameters():
-    with pytest.raises(ConfigError, match="exact_safe=True needs oe=True"):
+    with pytest.raises(ConfigError, match=r"exact_safe=True needs a protected basis \(oe=True\)"):
         JanusLoRA(profile("smoke"), exact_safe=True, oe=False)
     with pytest.raises(ConfigError, match="memory"):
         JanusLoRA(profile("smoke"), memory="all")
