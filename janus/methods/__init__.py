@@ -5,6 +5,7 @@ from janus.methods import (  # noqa: F401 (registers them)
     finetune,
     inflora,
     janus_lora,
+    lora_drs,
     sdlora,
     seqlora,
 )

@@ -34,6 +34,7 @@ from janus.errors import ConfigError
 from janus.lora import LoRAQKV
 from janus.methods.base import Method, TaskContext, register_method
 from janus.model import ContinualViT
+from janus.prototypes import class_means
 
 PAPER_WIDTH, PAPER_K = 768, 50
 
@@ -252,16 +253,7 @@ class JanusLoRA(Method):
 
     def store_prototypes(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Normalised mean normalised feature of each class of the finished task."""
-        model.eval()
-        task = ctx.task
-        n = len(task.labels)
-        sums = None
-        for images, labels in ctx.stream.eval_loader(task.train_plain):
-            z = F.normalize(model.features(images.to(ctx.device)).float(), dim=-1)
-            idx = (labels - task.labels.start).to(ctx.device)
-            part = torch.zeros(n, z.shape[1], device=ctx.device).index_add(0, idx, z)
-            sums = part if sums is None else sums + part
-        protos = F.normalize(sums, dim=-1)
+        protos = F.normalize(class_means(model, ctx, normalized=True), dim=-1)
         old = self.old_prototypes
         self.old_prototypes = protos if old is None else torch.cat([old, protos])
 

@@ -1,0 +1,197 @@
+"""LoRA-DRS, "LoRA Subtraction for Drift-Resistant Space" (Liu & Chang, CVPR 2025), from the
+facts about its public code in ``shared/papers/baselines-method-notes.md`` (Sec. 4; the
+paper's text is not in ``shared/papers``).
+
+Per task t a new LoRA pair on every adapted slice (A Kaiming-uniform, B with one N(0, 0.01)
+entry per column), trained with the task's head:
+
+1. before training (t > 0), the drift-resistant space of each block: the Gram of the qkv
+   inputs over the task's training batches through the *LoRA-subtracted* network
+   (``W0 - sum_{j<t} B_j A_j`` on K and V), its top eigenvectors ``U_k`` reaching
+   ``energy`` (0.99) of the eigenvalue sum, ``P = U_k U_k^T / ||U_k U_k^T||_F``;
+2. every optimiser step of the new pair is projected into that space: ``dA <- dA P``,
+   ``dB <- P dB`` (the code's projected Adam; ``dB`` is projected on its rows, which works
+   because K/V are square); none in task 0;
+3. loss: cross-entropy on the task's head + ``lambda_atl`` x the augmented triplet loss on
+   normalised features (hardest positive in the batch, hardest negative among the batch and
+   all stored old-class prototypes);
+4. after training, each new class's prototype is the mean of its (unnormalised) features;
+   prediction is nearest normalised prototype (NME); the heads are not used at test time.
+
+Choices: ``docs/methods/lora_drs.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from janus.activations import input_grams
+from janus.config import RunConfig
+from janus.errors import ConfigError
+from janus.lora import LoRAComponent
+from janus.methods.base import Method, TaskContext, register_method
+from janus.model import ContinualViT
+from janus.prototypes import class_means
+
+
+def drift_resistant_projector(gram: torch.Tensor, energy: float) -> torch.Tensor:
+    """``U_k U_k^T / sqrt(k)`` with ``U_k`` the fewest top eigenvectors of ``gram`` whose
+    eigenvalues reach ``energy`` of their sum (``sqrt(k) = ||U_k U_k^T||_F``)."""
+    vals, vecs = torch.linalg.eigh(gram)
+    vals, vecs = vals.flip(0).clamp_min(0), vecs.flip(1)
+    k = int((vals.cumsum(0) < energy * vals.sum()).sum()) + 1
+    k = min(k, len(vals))
+    U = vecs[:, :k]
+    return U @ U.T / k**0.5
+
+
+def augmented_triplet_loss(
+    z: torch.Tensor, y: torch.Tensor, old: torch.Tensor | None, margin: float
+) -> torch.Tensor:
+    """Mean over anchors of ``max(0, d_ap - d_an + margin)``: ``d_ap`` the largest distance to
+    a same-label sample of the batch, ``d_an`` the smallest distance to a different-label
+    sample or to any old prototype ``old``; ``z`` and ``old`` L2-normalised rows. Anchors
+    without a negative are skipped."""
+    dist = torch.cdist(z, z)
+    same = y[:, None] == y[None, :]
+    d_ap = torch.where(same, dist, torch.zeros_like(dist)).amax(dim=1)
+    d_neg = torch.where(same, torch.full_like(dist, torch.inf), dist)
+    if old is not None and len(old):
+        d_neg = torch.cat([d_neg, torch.cdist(z, old)], dim=1)
+    d_an = d_neg.amin(dim=1)
+    ok = torch.isfinite(d_an)
+    if not ok.any():
+        return z.sum() * 0
+    return F.relu(d_ap[ok] - d_an[ok] + margin).mean()
+
+
+@register_method
+class LoRADRS(Method):
+    """LoRA-DRS: per-task LoRA, steps projected into the drift-resistant space of the
+    LoRA-subtracted features, augmented triplet loss, nearest-prototype evaluation."""
+
+    name = "lora-drs"
+    description = "LoRA-DRS: LoRA subtraction, drift-resistant projection, triplet loss, NME"
+    defaults: dict[str, Any] = {
+        "energy": 0.99,  # eigenvalue energy of the drift-resistant space
+        "lambda_atl": 0.2,  # weight of the augmented triplet loss (ImageNet-R config)
+        "margin": 2.0,  # triplet margin (ImageNet-R config; CIFAR-100: 1.0)
+        "head_lr": None,  # the code's fc_lrate; None = train.lr
+        "b_init_std": 0.01,  # the single non-zero entry per column of a new B
+    }
+
+    def __init__(self, cfg: RunConfig, **params: Any) -> None:
+        super().__init__(cfg, **params)
+        p = self.params
+        if not 0 < p["energy"] <= 1:
+            raise ConfigError(f"{self.name} energy must be in (0, 1], got {p['energy']!r}")
+        if p["lambda_atl"] < 0 or p["margin"] < 0:
+            raise ConfigError(f"{self.name} lambda_atl and margin must be >= 0")
+        self.projectors: list[torch.Tensor] | None = None
+        self.prototypes: torch.Tensor | None = None
+        self.current: list[tuple[int, LoRAComponent]] = []
+        self.before: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    # ------------------------------------------------------------------ tasks
+    def setup(self, model: ContinualViT) -> None:
+        a = model.adapters[0]
+        if a.slice_dim != a.in_features:
+            raise ConfigError(f"{self.name} projects B's step with the input-space projector, "
+                              f"which needs square projections; got {a.slice_dim}x{a.in_features}")
+
+    def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        for comp in model.lora_components():
+            comp.set_trainable(False)
+        self.projectors = None
+        if ctx.index > 0:
+            grams = self.subtracted_grams(model, ctx)
+            self.projectors = [drift_resistant_projector(g, self.params["energy"]).float()
+                               for g in grams]
+        self.current = []
+        for i, added in enumerate(model.add_lora_components()):
+            for comp in added.values():
+                self.init_b(comp)
+                self.current.append((i, comp))
+
+    def init_b(self, comp: LoRAComponent) -> None:
+        """One N(0, b_init_std^2) entry per column at a random row (the code's ``sparse_``)."""
+        with torch.no_grad():
+            comp.B.zero_()
+            rows = torch.randint(comp.B.shape[0], (comp.B.shape[1],))
+            cols = torch.arange(comp.B.shape[1])
+            values = torch.randn(comp.B.shape[1]) * self.params["b_init_std"]
+            comp.B[rows.to(comp.B.device), cols.to(comp.B.device)] = values.to(comp.B)
+
+    def subtracted_grams(self, model: ContinualViT, ctx: TaskContext) -> list[torch.Tensor]:
+        """Per block, the Gram of the qkv inputs over the task's training batches (training
+        augmentation, a generator of its own) with every earlier component negated."""
+        comps = model.lora_components()
+        saved = [c.gain for c in comps]
+        minus_one = torch.tensor(-1.0, device=model.device)
+        for c in comps:
+            c.gain = lambda: minus_one
+        gen = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,))))
+        try:
+            grams = input_grams(model, ctx.stream.train_loader(ctx.task, gen), torch.float64)
+        finally:
+            for c, g in zip(comps, saved, strict=True):
+                c.gain = g
+        return [g.cpu() for g in grams]
+
+    def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
+        """The new pairs; the head with ``head_lr`` when set."""
+        head = list(model.heads[ctx.index].parameters())
+        adapters = [p for _, c in self.current for p in (c.A, c.B)]
+        head_group: dict[str, Any] = {"params": head}
+        if self.params["head_lr"] is not None:
+            head_group["lr"] = self.params["head_lr"]
+        return [{"params": adapters}, head_group]
+
+    def loss(self, model, images, targets, ctx):
+        feats = self.features(model, images)
+        y = targets - ctx.label_offset
+        loss = F.cross_entropy(model.heads[ctx.index](feats), y)
+        if self.params["lambda_atl"] > 0:
+            old = None if self.prototypes is None else F.normalize(self.prototypes, dim=-1)
+            atl = augmented_triplet_loss(F.normalize(feats.float(), dim=-1), y, old,
+                                         self.params["margin"])
+            loss = loss + self.params["lambda_atl"] * atl
+        return loss
+
+    def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
+        if self.projectors is not None:
+            self.before = [(c.A.detach().clone(), c.B.detach().clone()) for _, c in self.current]
+
+    @torch.no_grad()
+    def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """The optimiser's step of the new pairs, projected: ``dA P`` and ``P dB``."""
+        if self.projectors is None:
+            return
+        for (i, comp), (a_old, b_old) in zip(self.current, self.before, strict=True):
+            P = self.projectors[i].to(comp.A)
+            comp.A.copy_(a_old + (comp.A - a_old) @ P)
+            comp.B.copy_(b_old + P @ (comp.B - b_old))
+        self.before = []
+
+    @torch.no_grad()
+    def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        means = class_means(model, ctx, normalized=False)
+        self.prototypes = means if self.prototypes is None else torch.cat([self.prototypes, means])
+
+    @torch.no_grad()
+    def predict(self, model: ContinualViT, images: torch.Tensor, num_tasks: int) -> torch.Tensor:
+        """NME: minus the squared distance to the normalised prototypes of the classes seen."""
+        n = sum(h.out_features for h in model.heads[:num_tasks])
+        z = F.normalize(self.features(model, images).float(), dim=-1)
+        protos = F.normalize(self.prototypes[:n], dim=-1)
+        return -torch.cdist(z, protos).pow(2)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {"prototypes": self.prototypes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.prototypes = state["prototypes"]

@@ -1,0 +1,35 @@
+"""Class prototypes: mean pre-logit features of a task's classes over its training images
+(test transform), used by Janus-LoRA's DML and by LoRA-DRS's nearest-mean evaluation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from janus.methods.base import TaskContext
+from janus.model import ContinualViT
+
+
+@torch.no_grad()
+def class_means(model: ContinualViT, ctx: TaskContext, normalized: bool) -> torch.Tensor:
+    """(classes of the task) x d: per class, the mean of its training images' features
+    (L2-normalised first when ``normalized``), float32, in label order. The model's training
+    mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    task = ctx.task
+    n = len(task.labels)
+    sums = counts = None
+    try:
+        for images, labels in ctx.stream.eval_loader(task.train_plain):
+            z = model.features(images.to(ctx.device)).float()
+            if normalized:
+                z = F.normalize(z, dim=-1)
+            idx = (labels - task.labels.start).to(ctx.device)
+            part = torch.zeros(n, z.shape[1], device=ctx.device).index_add(0, idx, z)
+            ones = torch.zeros(n, device=ctx.device).index_add(0, idx, torch.ones_like(idx).float())
+            sums = part if sums is None else sums + part
+            counts = ones if counts is None else counts + ones
+    finally:
+        model.train(was_training)
+    return sums / counts.clamp_min(1).unsqueeze(1)
