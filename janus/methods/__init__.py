@@ -1,6 +1,7 @@
 """Continual-learning methods, registered by name (``janus list`` shows them)."""
 
 from janus.methods import (  # noqa: F401 (registers them)
+    bilora,
     eblora,
     finetune,
     inflora,
