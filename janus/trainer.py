@@ -211,7 +211,9 @@ class Run:
         if self.cfg.train.max_steps_per_task is not None:
             total = min(total, self.cfg.train.max_steps_per_task)
         ctx = TaskContext(task=task, stream=self.stream, device=self.device, total_steps=total)
+        begin = time.perf_counter()
         method.before_task(model, ctx)
+        before_seconds = time.perf_counter() - begin
         for obs in self.observers:
             obs.before_task(self, ctx)
         step = self.method_step if method.owns_step else self.optimizer_step(ctx)
@@ -234,15 +236,18 @@ class Run:
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
                 if ctx.step >= total:
                     break
+        step_seconds = time.perf_counter() - start
         method.after_task(model, ctx)
-        train_seconds = time.perf_counter() - start
+        end = time.perf_counter()
         bar.close()
         return {
             "task": t,
             "steps": ctx.step,
             "train_images": images_seen,
-            "train_seconds": train_seconds,
-            "train_images_per_second": images_seen / max(train_seconds, 1e-9),
+            "train_seconds": end - begin,
+            "step_seconds": step_seconds,
+            "offline_seconds": before_seconds + (end - start - step_seconds),
+            "train_images_per_second": images_seen / max(step_seconds, 1e-9),
             "mean_loss": float(np.mean(losses)) if losses else None,
             "final_loss": losses[-1] if losses else None,
         }

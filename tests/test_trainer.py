@@ -38,6 +38,9 @@ def test_end_to_end_record_rederives_metrics(tmp_path):
     assert record["metrics"] == stored["metrics"]
     assert [t["steps"] for t in stored["tasks"]] == [3, 3]
     assert all(t["train_images_per_second"] > 0 for t in stored["tasks"])
+    for t in stored["tasks"]:  # the whole task = its steps + the method's offline phases
+        assert 0 < t["step_seconds"] <= t["train_seconds"] and t["offline_seconds"] >= 0
+        assert t["step_seconds"] + t["offline_seconds"] == pytest.approx(t["train_seconds"])
     assert {"torch", "timm", "python", "device"} <= set(stored["environment"])
 
 
