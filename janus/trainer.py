@@ -213,7 +213,6 @@ class Run:
         ctx = TaskContext(task=task, stream=self.stream, device=self.device, total_steps=total)
         begin = time.perf_counter()
         method.before_task(model, ctx)
-        before_seconds = time.perf_counter() - begin
         for obs in self.observers:
             obs.before_task(self, ctx)
         step = self.method_step if method.owns_step else self.optimizer_step(ctx)
@@ -246,7 +245,7 @@ class Run:
             "train_images": images_seen,
             "train_seconds": end - begin,
             "step_seconds": step_seconds,
-            "offline_seconds": before_seconds + (end - start - step_seconds),
+            "offline_seconds": end - begin - step_seconds,
             "train_images_per_second": images_seen / max(step_seconds, 1e-9),
             "mean_loss": float(np.mean(losses)) if losses else None,
             "final_loss": losses[-1] if losses else None,
