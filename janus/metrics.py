@@ -24,11 +24,17 @@ def final_accuracy(acc: np.ndarray | list) -> float:
     return float(a[-1].mean())
 
 
+def average_accuracies(acc: np.ndarray | list) -> np.ndarray:
+    """``(1/t) sum_{i<=t} A[t, i]`` for t = 1..T: the average accuracy over the tasks seen,
+    after each task (Janus-LoRA Fig. 5's curves)."""
+    a = _matrix(acc)
+    return np.array([a[t, : t + 1].mean() for t in range(len(a))])
+
+
 def mean_average_accuracy(acc: np.ndarray | list) -> float:
     """MAA = (1/T) sum_t (1/t) sum_{i<=t} A[t, i]: the average accuracy after each task,
     averaged over the T tasks."""
-    a = _matrix(acc)
-    return float(np.mean([a[t, : t + 1].mean() for t in range(len(a))]))
+    return float(average_accuracies(acc).mean())
 
 
 def backward_transfer(acc: np.ndarray | list) -> float:

@@ -57,3 +57,20 @@ def sweep_lines(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def task_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], ylabel: str, title: str
+) -> plt.Figure:
+    """One line per method over tasks 1..T: mean with a ±std band over seeds."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (mean, std) in curves.items():
+        x = np.arange(1, len(mean) + 1)
+        ax.plot(x, mean, marker="o", ms=3, label=name)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("task")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -148,6 +148,31 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+PER_TASK = {
+    "avg_acc": lambda r: metrics.average_accuracies(matrix_from_json(r["accuracy_matrix"])),
+    "train_seconds": lambda r: np.array([t["train_seconds"] for t in r["tasks"]]),
+    "cumulative_seconds": lambda r: np.cumsum([t["train_seconds"] for t in r["tasks"]]),
+    "throughput": lambda r: np.array([t["train_images_per_second"] for t in r["tasks"]]),
+}
+"""Per-task quantities of a complete record (one value per task, in task order)."""
+
+
+def per_task_series(
+    records: Iterable[dict[str, Any]], quantity: str
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per run key (method label or name): mean and sample std over seeds (as
+    :func:`summarize`) of a :data:`PER_TASK` quantity after each task."""
+    if quantity not in PER_TASK:
+        raise ValueError(f"quantity must be one of {sorted(PER_TASK)}, got {quantity!r}")
+    groups: dict[str, list[np.ndarray]] = {}
+    for r in records:
+        groups.setdefault(group_key(r)[3], []).append(PER_TASK[quantity](r))
+    return {
+        k: (np.mean(v, axis=0), np.std(v, axis=0, ddof=1) if len(v) > 1 else np.zeros_like(v[0]))
+        for k, v in groups.items()
+    }
+
+
 def paper_numbers(table: str) -> list[dict[str, Any]]:
     """Rows of a transcribed paper table (``janus/paper_numbers/<table>.csv``)."""
     import csv

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from janus import metrics
+from janus.results import matrix_to_json, per_task_series
 
 NAN = np.nan
 A3 = [[90.0, NAN, NAN], [70.0, 80.0, NAN], [50.0, 60.0, 85.0]]
@@ -16,6 +17,27 @@ def test_hand_computed_three_tasks():
     assert metrics.mean_average_accuracy(A3) == pytest.approx(230.0 / 3)
     # BWT = ((50 - 90) + (60 - 80)) / 2 = -30
     assert metrics.backward_transfer(A3) == pytest.approx(-30.0)
+
+
+def test_average_accuracy_after_each_task_and_per_task_series():
+    np.testing.assert_allclose(metrics.average_accuracies(A3), [90.0, 75.0, 65.0])
+
+    def record(acc, label, seconds):
+        return {"config": {"profile": "p", "data": {"dataset": "d", "num_tasks": 3},
+                           "method": {"name": "m", "label": label}},
+                "accuracy_matrix": matrix_to_json(np.array(acc)),
+                "tasks": [{"train_seconds": s, "train_images_per_second": 10 / s}
+                          for s in seconds]}
+
+    other = [[80.0, NAN, NAN], [60.0, 70.0, NAN], [40.0, 50.0, 75.0]]
+    recs = [record(A3, None, [1, 2, 3]), record(other, None, [3, 2, 1]), record(A3, "x", [1, 1, 1])]
+    mean, std = per_task_series(recs, "avg_acc")["m"]
+    np.testing.assert_allclose(mean, [85.0, 70.0, 60.0])
+    np.testing.assert_allclose(std, [np.sqrt(50)] * 3)  # sample std of two seeds, 10 apart
+    np.testing.assert_allclose(per_task_series(recs, "cumulative_seconds")["m"][0], [2, 4, 6])
+    np.testing.assert_allclose(per_task_series(recs, "throughput")["x"][0], [10, 10, 10])
+    with pytest.raises(ValueError, match="quantity"):
+        per_task_series(recs, "loss")
 
 
 def test_no_forgetting_and_single_task():
