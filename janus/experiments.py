@@ -89,6 +89,20 @@ learned magnitude; one direction trained throughout; every direction kept but th
 magnitudes frozen; SD-LoRA. See ``docs/methods/sdlora.md``."""
 
 
+TABLE5_VARIANTS: dict[str, Variant] = {
+    "GPM": Variant("GPM", "lora-gpm", {}, "lora-gpm-e1"),
+    "OE": janus_variant("OE", "janus-oe-e1", gr=False, dml=False),
+}
+"""Janus-LoRA Table 5: the OE basis vs an offline GPM basis with the same update rule ("OE
+only", Table 1 row 3, vs LoRA-GPM), run with one epoch per task under their own labels."""
+
+FIG6_VARIANTS: dict[str, Variant] = {
+    "lora-gpm": Variant("LoRA-GPM", "lora-gpm"),
+    "lora-gpm-gr": Variant("LoRA-GPM + GR", "lora-gpm", {"gr": True}, "lora-gpm-gr"),
+}
+"""Janus-LoRA Fig. 6: GR as a plug-in. LoRA-DRS + GR is not offered (docs/methods/lora_drs.md)."""
+
+
 def sweep_variants(param: str, values: Iterable[Any], default: Any) -> list[Variant]:
     """Janus-LoRA with ``param`` set to each value; the default value maps to the plain
     ``janus-lora`` runs so that they are shared with Table 1 / Table 2."""

@@ -5,6 +5,8 @@ import pytest
 from janus.errors import ConfigError
 from janus.experiments import (
     FIG2_VARIANTS,
+    FIG6_VARIANTS,
+    TABLE5_VARIANTS,
     SDLORA_TABLE4_VARIANTS,
     TABLE1_VARIANTS,
     make_config,
@@ -86,3 +88,17 @@ def test_paper_comparison_attaches_the_papers_numbers_and_standard_errors():
     rows[0]["tasks"] = 7  # no such column in the paper
     assert "-" in paper_comparison(rows, "sdlora_table2", key="variant").splitlines()[1]
     assert rows[0]["paper_acc"] is None
+
+
+def test_table5_and_fig6_variants():
+    """Table 5: OE and GPM differ only in the basis (same update rule, no GR, no DML), under
+    their own one-epoch labels; Fig. 6: LoRA-GPM with and without GR."""
+    oe, gpm = (build_method(make_config("smoke", v.method, params=v.params))
+               for v in (TABLE5_VARIANTS["OE"], TABLE5_VARIANTS["GPM"]))
+    assert (oe.params["oe"], oe.params["gr"], oe.params["dml"]) == (True, False, False)
+    assert (gpm.params["gr"], gpm.params["dml"], gpm.protects) == (False, False, True)
+    keys = {r["method"] for r in paper_numbers("janus_lora_table5")}
+    assert {v.key for v in TABLE5_VARIANTS.values()} == keys
+    assert {r["dataset"] for r in paper_numbers("janus_lora_table5")} == {"imagenet-r", "cifar100"}
+    gr = build_method(make_config("smoke", "lora-gpm", params=FIG6_VARIANTS["lora-gpm-gr"].params))
+    assert gr.params["gr"] and FIG6_VARIANTS["lora-gpm"].key == "lora-gpm"
