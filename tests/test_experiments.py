@@ -6,9 +6,9 @@ from janus.errors import ConfigError
 from janus.experiments import (
     FIG2_VARIANTS,
     FIG6_VARIANTS,
-    TABLE5_VARIANTS,
     SDLORA_TABLE4_VARIANTS,
     TABLE1_VARIANTS,
+    TABLE5_VARIANTS,
     make_config,
     paper_comparison,
     sweep_variants,
