@@ -103,6 +103,13 @@ FIG6_VARIANTS: dict[str, Variant] = {
 """Janus-LoRA Fig. 6: GR as a plug-in. LoRA-DRS + GR is not offered (docs/methods/lora_drs.md)."""
 
 
+FIG7_VARIANTS: dict[str, Variant] = {
+    "janus-oe-gr": janus_variant("without DML (OE + GR)", "janus-oe-gr", dml=False),
+    "janus-lora": janus_variant("Janus-LoRA (with DML)", None),
+}
+"""Janus-LoRA Fig. 7b: the same model with and without the Decoupled Margin Loss."""
+
+
 def sweep_variants(param: str, values: Iterable[Any], default: Any) -> list[Variant]:
     """Janus-LoRA with ``param`` set to each value; the default value maps to the plain
     ``janus-lora`` runs so that they are shared with Table 1 / Table 2."""

@@ -116,6 +116,9 @@ class Observer:
     def after_step(self, run: Run, ctx: TaskContext) -> None:
         """After the optimizer step and the method's ``after_step``."""
 
+    def after_task(self, run: Run, ctx: TaskContext) -> None:
+        """After the method's ``after_task`` (not counted in the task's training time)."""
+
 
 class Run:
     """One method on one stream with one seed; see :func:`run`."""
@@ -239,6 +242,8 @@ class Run:
         method.after_task(model, ctx)
         end = time.perf_counter()
         bar.close()
+        for obs in self.observers:
+            obs.after_task(self, ctx)
         return {
             "task": t,
             "steps": ctx.step,

@@ -18,7 +18,6 @@ Because a smaller step is trivially "safer", each step also reports the relative
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -29,10 +28,9 @@ from torch.utils.data import Subset
 
 from janus.activations import input_grams
 from janus.config import RunConfig
-from janus.errors import JanusError
 from janus.methods.base import TaskContext
-from janus.results import environment, now, write_json
-from janus.trainer import Observer, Run, comparable
+from janus.probing import load_or_measure, train_observed
+from janus.trainer import Observer, Run
 
 
 def gram_root(gram: torch.Tensor) -> torch.Tensor:
@@ -130,29 +128,8 @@ def measure_violation(
     """Train the first ``tasks`` tasks of ``cfg`` with a :class:`ViolationProbe` attached and
     return a JSON-ready record (config, environment, per-step averages, accuracy matrix)."""
     probe = ViolationProbe(images_per_task)
-    run = Run(cfg, Path("."), progress=progress, observers=[probe])
-    if not 2 <= tasks <= run.stream.num_tasks:
-        raise ValueError(f"tasks must lie in 2..{run.stream.num_tasks}, got {tasks}")
-    run.method.setup(run.model)
-    started = now()
-    accuracy, seconds = [], []
-    for t in range(tasks):
-        entry = run.train_task(t)
-        accs, _, _ = run.evaluate(t)
-        accuracy.append(accs)
-        seconds.append(entry["train_seconds"])
-    return {
-        "config": cfg.to_dict(),
-        "seed": cfg.seed,
-        "environment": environment(str(run.device)),
-        "started": started,
-        "updated": now(),
-        "tasks_trained": tasks,
-        "images_per_task": images_per_task,
-        "accuracy": accuracy,
-        "train_seconds": seconds,
-        "violation": probe.summary(),
-    }
+    record = train_observed(cfg, tasks, [probe], progress)
+    return {**record, "images_per_task": images_per_task, "violation": probe.summary()}
 
 
 def measure_or_load(
@@ -160,18 +137,7 @@ def measure_or_load(
 ) -> dict[str, Any]:
     """The record at ``path`` if it exists (it must have the same settings), else measure
     and write it there (atomically)."""
-    if path.is_file():
-        old = json.loads(path.read_text())
-        same = (
-            comparable(old["config"]) == comparable(cfg.to_dict())
-            and old["tasks_trained"] == tasks
-            and old["images_per_task"] == images_per_task
-        )
-        if not same:
-            raise JanusError(
-                f"{path} holds a measurement with other settings; delete it or write elsewhere"
-            )
-        return old
-    record = measure_violation(cfg, tasks, images_per_task, progress)
-    write_json(path, record)
-    return record
+    settings = {"tasks_trained": tasks, "images_per_task": images_per_task}
+    return load_or_measure(
+        path, cfg, settings, lambda: measure_violation(cfg, tasks, images_per_task, progress)
+    )

@@ -6,6 +6,7 @@ from janus.errors import ConfigError
 from janus.experiments import (
     FIG2_VARIANTS,
     FIG6_VARIANTS,
+    FIG7_VARIANTS,
     SDLORA_TABLE4_VARIANTS,
     TABLE1_VARIANTS,
     TABLE5_VARIANTS,
@@ -102,3 +103,9 @@ def test_table5_and_fig6_variants():
     assert {r["dataset"] for r in paper_numbers("janus_lora_table5")} == {"imagenet-r", "cifar100"}
     gr = build_method(make_config("smoke", "lora-gpm", params=FIG6_VARIANTS["lora-gpm-gr"].params))
     assert gr.params["gr"] and FIG6_VARIANTS["lora-gpm"].key == "lora-gpm"
+
+
+def test_fig7_variants_differ_only_by_dml():
+    a, b = (build_method(make_config("smoke", v.method, params=v.params)).params
+            for v in FIG7_VARIANTS.values())
+    assert {k for k in a if a[k] != b[k]} == {"dml"}
