@@ -30,14 +30,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     print("methods:")
     for name, cls in sorted(METHODS.items()):
-        print(f"  {name:<20} {cls.description}")
+        print(f"  {name:<22} {cls.description}")
     print("data sets:")
     for name, entry in sorted(DATASETS.items()):
-        print(f"  {name:<20} {entry.description}")
+        print(f"  {name:<22} {entry.description}")
     print("profiles:")
     for name, make in PROFILES.items():
         doc = (make.__doc__ or "").strip().splitlines()[0]
-        print(f"  {name:<20} {doc}")
+        print(f"  {name:<22} {doc}")
     return 0
 
 
