@@ -11,10 +11,12 @@ from janus.model import ContinualViT
 
 
 @torch.no_grad()
-def class_means(model: ContinualViT, ctx: TaskContext, normalized: bool) -> torch.Tensor:
-    """(classes of the task) x d: per class, the mean of its training images' features
-    (L2-normalised first when ``normalized``), float32, in label order. The model's training
-    mode is restored afterwards."""
+def class_sums(
+    model: ContinualViT, ctx: TaskContext, normalized: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class of the task, in label order: the sum of its training images' features
+    (L2-normalised first when ``normalized``), float32, (classes x d), and the image counts.
+    The model's training mode is restored afterwards."""
     was_training = model.training
     model.eval()
     task = ctx.task
@@ -32,4 +34,10 @@ def class_means(model: ContinualViT, ctx: TaskContext, normalized: bool) -> torc
             counts = ones if counts is None else counts + ones
     finally:
         model.train(was_training)
+    return sums, counts
+
+
+def class_means(model: ContinualViT, ctx: TaskContext, normalized: bool) -> torch.Tensor:
+    """Per class of the task, the mean of :func:`class_sums`' features (classes x d)."""
+    sums, counts = class_sums(model, ctx, normalized)
     return sums / counts.clamp_min(1).unsqueeze(1)

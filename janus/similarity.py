@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from janus.config import RunConfig
 from janus.methods.base import TaskContext
 from janus.probing import load_or_measure, train_observed
-from janus.prototypes import class_means
+from janus.prototypes import class_sums
 from janus.trainer import Observer, Run
 
 
@@ -42,7 +42,7 @@ class PrototypeSimilarityProbe(Observer):
                 sims.append((z @ self.prototypes.T).amax(dim=1).cpu())
             model.train(was_training)
             self.values[ctx.index] = torch.cat(sims).tolist()
-        new = F.normalize(class_means(model, ctx, normalized=True), dim=-1)
+        new = F.normalize(class_sums(model, ctx, normalized=True)[0], dim=-1)
         old = self.prototypes
         self.prototypes = new if old is None else torch.cat([old, new])
 

@@ -34,7 +34,7 @@ from janus.errors import ConfigError
 from janus.lora import LoRAQKV
 from janus.methods.base import Method, TaskContext, register_method
 from janus.model import ContinualViT
-from janus.prototypes import class_means
+from janus.prototypes import class_sums
 
 PAPER_WIDTH, PAPER_K = 768, 50
 
@@ -253,7 +253,7 @@ class JanusLoRA(Method):
 
     def store_prototypes(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Normalised mean normalised feature of each class of the finished task."""
-        protos = F.normalize(class_means(model, ctx, normalized=True), dim=-1)
+        protos = F.normalize(class_sums(model, ctx, normalized=True)[0], dim=-1)
         old = self.old_prototypes
         self.old_prototypes = protos if old is None else torch.cat([old, protos])
 
