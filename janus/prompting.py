@@ -135,6 +135,18 @@ def query(model: ContinualViT, images: torch.Tensor) -> torch.Tensor:
     return model.features(images).float()
 
 
+def take(table: torch.Tensor, idx: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """``table`` indexed by ``idx`` along ``dim``: ``table.movedim(dim, 0)[idx]`` with the
+    index dimensions put back at ``dim``, as a one-hot contraction. The backward pass of
+    plain advanced indexing (``index_put_`` with accumulation) adds repeated rows in an
+    order that depends on thread scheduling on the CPU, so a run that picks the same prompt
+    for several samples would not repeat bit for bit; a matrix product does."""
+    rows = table.movedim(dim, 0)
+    one_hot = F.one_hot(idx, rows.shape[0]).to(rows.dtype)
+    out = torch.tensordot(one_hot, rows, dims=1)  # idx.shape + rows.shape[1:]
+    return out.movedim(tuple(range(idx.dim())), tuple(range(dim, dim + idx.dim())))
+
+
 def cosine(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """(B, M) cosine similarities between queries (B, d) and keys (M, d)."""
     return F.normalize(q, dim=-1) @ F.normalize(keys, dim=-1).T

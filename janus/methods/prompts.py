@@ -32,7 +32,15 @@ from janus.config import RunConfig
 from janus.errors import ConfigError
 from janus.methods.base import Method, TaskContext, register_method
 from janus.model import ContinualViT
-from janus.prompting import Prefix, attention_shape, check_vit, cosine, prompted_forward, query
+from janus.prompting import (
+    Prefix,
+    attention_shape,
+    check_vit,
+    cosine,
+    prompted_forward,
+    query,
+    take,
+)
 
 
 def uniform(*shape: int, device: torch.device) -> nn.Parameter:
@@ -148,7 +156,7 @@ class L2P(PromptMethod):
         -lambda * sum_b sum_{i in topN(b)} cos(q_b, k_i) / B (only selected keys get
         gradient)."""
         sim, idx = self.select(query(model, images))
-        tokens = self.prompts["prompts"][idx].flatten(1, 2)  # (B, N * length, d)
+        tokens = take(self.prompts["prompts"], idx).flatten(1, 2)  # (B, N * length, d)
         _, outputs = prompted_forward(model.vit, images, tokens=tokens)
         pull = sim.gather(1, idx).sum() / len(images)
         return outputs.mean(dim=1), -self.params["lam"] * pull
@@ -219,7 +227,7 @@ class DualPrompt(PromptMethod):
         keys from its K half, values from its V half (the permute the original code lacks)."""
         B = len(idx)
         out = {b: shared_prefix(self.prompts["g"][j], B) for j, b in enumerate(self.g_layers)}
-        e = self.prompts["e"][:, :, idx]  # (layers, 2, B, length, heads, head_dim)
+        e = take(self.prompts["e"], idx, dim=2)  # (layers, 2, B, length, heads, head_dim)
         for j, b in enumerate(self.e_layers):
             out[b] = (e[j, 0].flatten(2), e[j, 1].flatten(2))
         return out
