@@ -99,8 +99,11 @@ only", Table 1 row 3, vs LoRA-GPM), run with one epoch per task under their own 
 FIG6_VARIANTS: dict[str, Variant] = {
     "lora-gpm": Variant("LoRA-GPM", "lora-gpm"),
     "lora-gpm-gr": Variant("LoRA-GPM + GR", "lora-gpm", {"gr": True}, "lora-gpm-gr"),
+    "lora-drs": Variant("LoRA-DRS", "lora-drs"),
+    "lora-drs-gr": Variant("LoRA-DRS + GR", "lora-drs", {"gr": True}, "lora-drs-gr"),
 }
-"""Janus-LoRA Fig. 6: GR as a plug-in. LoRA-DRS + GR is not offered (docs/methods/lora_drs.md)."""
+"""Janus-LoRA Fig. 6: GR as a plug-in on LoRA-GPM and LoRA-DRS (GR towards the projected
+gradient each method protects with: docs/methods/lora_drs.md)."""
 
 
 FIG7_VARIANTS: dict[str, Variant] = {

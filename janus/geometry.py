@@ -116,6 +116,28 @@ def rectify_from_products(
     return delta_A, delta_B
 
 
+def projected_gradient_products(
+    bt_g: torch.Tensor,
+    g_at: torch.Tensor,
+    gw_v: torch.Tensor,
+    V: torch.Tensor,
+    A: torch.Tensor,
+    keep: float = 1.0,
+    basis_weight: float = -1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``B^T G_W Pi`` and ``G_W Pi A^T`` for ``Pi = keep I + basis_weight V V^T``, from
+    ``bt_g = B^T G_W``, ``g_at = G_W A^T`` and ``gw_v = G_W V`` (d_out x k): the two products
+    of a projected gradient that :func:`rectify_from_products` needs, without forming G_W.
+
+    The defaults give Janus-LoRA's safe gradient ``G_W (I - V V^T)`` (Thm 3.1, Eq. 3);
+    ``keep = 0, basis_weight = 1/sqrt(k)`` gives LoRA-DRS's ``G_W U U^T / ||U U^T||_F``.
+    """
+    return (
+        keep * bt_g + basis_weight * ((bt_g @ V) @ V.T),
+        keep * g_at + basis_weight * (gw_v @ (V.T @ A.T)),
+    )
+
+
 def exactly_safe_factor_steps(
     delta_A: torch.Tensor, delta_B: torch.Tensor, A: torch.Tensor, V: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from janus import geometry as geo
 from janus.activations import input_grams
 from janus.errors import ConfigError
-from janus.lora import LoRAQKV
 from janus.methods.base import Method, TaskContext, register_method
 from janus.model import ContinualViT
 from janus.prototypes import class_sums
+from janus.rectification import ActivationCapture, rectified_gradients
 
 PAPER_WIDTH, PAPER_K = 768, 50
 
@@ -42,38 +42,6 @@ PAPER_WIDTH, PAPER_K = 768, 50
 def scaled_k(k_paper: int, width: int) -> int:
     """The paper's OE rank at width 768 scaled to ``width`` (at least 1)."""
     return max(1, round(k_paper * width / PAPER_WIDTH))
-
-
-class ActivationCapture:
-    """Forward/gradient hooks on one fused qkv layer during training steps.
-
-    Keeps the batch's inputs X (tokens x d_in, float32) for OE, and, when a historical basis
-    is set, the products ``G_W V = Gy^T (X V)`` per adapted slice (d_out x k) for GR.
-    """
-
-    def __init__(self, adapter: LoRAQKV) -> None:
-        self.adapter = adapter
-        self.keep_inputs = True
-        self.basis: torch.Tensor | None = None
-        """Historical basis whose products G_W V are captured (None: capture none)."""
-        self.x: torch.Tensor | None = None
-        self.gw_v: dict[str, torch.Tensor] = {}
-        self.handle = adapter.register_forward_hook(self._forward)
-
-    def _forward(self, module: LoRAQKV, inputs: tuple, output: torch.Tensor) -> None:
-        if not (torch.is_grad_enabled() and output.requires_grad):
-            return
-        x = inputs[0].detach().reshape(-1, module.in_features).float()
-        self.x = x if self.keep_inputs else None
-        if self.basis is None:
-            return
-        xv = x @ self.basis
-
-        def grab(gy: torch.Tensor) -> None:
-            gy = gy.detach().reshape(-1, module.base.out_features).float()
-            self.gw_v = {s: gy[:, module.rows(s)].T @ xv for s in module.slices}
-
-        output.register_hook(grab)
 
 
 @register_method
@@ -176,7 +144,9 @@ class JanusLoRA(Method):
                 if comp.A.grad is None or comp.B.grad is None:
                     continue
                 if self.params["gr"]:
-                    comp.A.grad, comp.B.grad = self.rectified(comp, basis, cap.gw_v.get(s))
+                    comp.A.grad, comp.B.grad = rectified_gradients(
+                        comp, self.params["gamma"], basis, cap.gw_v.get(s)
+                    )
                 elif basis is not None:  # "OE only" (Table 1 ③), LoRA-GPM: project A's input side
                     comp.A.grad = geo.safe_update(comp.A.grad.float(), basis).to(
                         comp.A.grad.dtype
@@ -205,19 +175,6 @@ class JanusLoRA(Method):
             comp.A.copy_(a_old + d_a.to(a_old.dtype))
             comp.B.copy_(b_old + d_b.to(b_old.dtype))
         self.pending_steps = []
-
-    def rectified(self, comp, basis: torch.Tensor | None, gw_v: torch.Tensor | None):
-        """GR (Eq. 6-7) of the safe gradient G_W (I - V V^T), from the factor gradients and
-        G_W V only (see the module docstring); without a basis, of the raw gradient."""
-        s = comp.scale
-        A, B = comp.A.detach().float(), comp.B.detach().float()
-        bt_g = comp.A.grad.float() / s  # B^T G_W
-        g_at = comp.B.grad.float() / s  # G_W A^T
-        if basis is not None:
-            bt_g = geo.safe_update(bt_g, basis)
-            g_at = g_at - gw_v @ (basis.T @ A.T)
-        d_a, d_b = geo.rectify_from_products(bt_g, g_at, A, B, s, self.params["gamma"])
-        return d_a.to(comp.A.dtype), d_b.to(comp.B.dtype)
 
     @torch.no_grad()
     def estimate(self) -> None:

@@ -18,6 +18,10 @@ entry per column), trained with the task's head:
 4. after training, each new class's prototype is the mean of its (unnormalised) features;
    prediction is nearest normalised prototype (NME); the heads are not used at test time.
 
+``gr=True`` is Janus-LoRA Fig. 6's "LoRA-DRS + GR": instead of projecting the optimiser's
+steps, the new pair's gradients are rectified (Janus-LoRA Eq. 6-7) towards the projected
+full-weight gradient ``G_W P`` (:mod:`janus.rectification`), and Adam steps with them.
+
 Choices: ``docs/methods/lora_drs.md``.
 """
 
@@ -35,17 +39,24 @@ from janus.lora import LoRAComponent
 from janus.methods.base import Method, TaskContext, register_method
 from janus.model import ContinualViT
 from janus.prototypes import class_means
+from janus.rectification import ActivationCapture, rectified_gradients
 
 
-def drift_resistant_projector(gram: torch.Tensor, energy: float) -> torch.Tensor:
-    """``U_k U_k^T / sqrt(k)`` with ``U_k`` the fewest top eigenvectors of ``gram`` whose
-    eigenvalues reach ``energy`` of their sum (``sqrt(k) = ||U_k U_k^T||_F``)."""
+def drift_resistant_basis(gram: torch.Tensor, energy: float) -> torch.Tensor:
+    """``U_k``: the fewest top eigenvectors of ``gram`` whose eigenvalues reach ``energy`` of
+    their sum (d x k)."""
     vals, vecs = torch.linalg.eigh(gram)
     vals, vecs = vals.flip(0).clamp_min(0), vecs.flip(1)
     k = int((vals.cumsum(0) < energy * vals.sum()).sum()) + 1
     k = min(k, len(vals))
-    U = vecs[:, :k]
-    return U @ U.T / k**0.5
+    return vecs[:, :k]
+
+
+def drift_resistant_projector(gram: torch.Tensor, energy: float) -> torch.Tensor:
+    """``U_k U_k^T / sqrt(k)`` (``sqrt(k) = ||U_k U_k^T||_F``) for
+    :func:`drift_resistant_basis` ``U_k``."""
+    U = drift_resistant_basis(gram, energy)
+    return U @ U.T / U.shape[1] ** 0.5
 
 
 def augmented_triplet_loss(
@@ -81,6 +92,8 @@ class LoRADRS(Method):
         "margin": 2.0,  # triplet margin (ImageNet-R config; CIFAR-100: 1.0)
         "head_lr": None,  # the code's fc_lrate; None = train.lr
         "b_init_std": 0.01,  # the single non-zero entry per column of a new B
+        "gr": False,  # Janus-LoRA Fig. 6: rectify towards G_W P instead of projecting steps
+        "gamma": 1e-4,  # GR's ridge coefficient (as janus-lora)
     }
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
@@ -91,9 +104,11 @@ class LoRADRS(Method):
         if p["lambda_atl"] < 0 or p["margin"] < 0:
             raise ConfigError(f"{self.name} lambda_atl and margin must be >= 0")
         self.projectors: list[torch.Tensor] | None = None
+        self.bases: list[torch.Tensor] | None = None
         self.prototypes: torch.Tensor | None = None
-        self.current: list[tuple[int, LoRAComponent]] = []
+        self.current: list[tuple[int, str, LoRAComponent]] = []
         self.before: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.captures: list[ActivationCapture] = []
 
     # ------------------------------------------------------------------ tasks
     def setup(self, model: ContinualViT) -> None:
@@ -101,20 +116,26 @@ class LoRADRS(Method):
         if a.slice_dim != a.in_features:
             raise ConfigError(f"{self.name} projects B's step with the input-space projector, "
                               f"which needs square projections; got {a.slice_dim}x{a.in_features}")
+        if self.params["gr"]:
+            self.captures = [ActivationCapture(a) for a in model.adapters]
+            for cap in self.captures:
+                cap.keep_inputs = False
 
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         for comp in model.lora_components():
             comp.set_trainable(False)
-        self.projectors = None
+        self.projectors = self.bases = None
         if ctx.index > 0:
             grams = self.subtracted_grams(model, ctx)
-            self.projectors = [drift_resistant_projector(g, self.params["energy"]).float()
-                               for g in grams]
+            self.bases = [drift_resistant_basis(g, self.params["energy"]) for g in grams]
+            self.projectors = [(U @ U.T / U.shape[1] ** 0.5).float() for U in self.bases]
+        for i, cap in enumerate(self.captures):
+            cap.basis = None if self.bases is None else self.bases[i].float().to(model.device)
         self.current = []
         for i, added in enumerate(model.add_lora_components()):
-            for comp in added.values():
+            for s, comp in added.items():
                 self.init_b(comp)
-                self.current.append((i, comp))
+                self.current.append((i, s, comp))
 
     def init_b(self, comp: LoRAComponent) -> None:
         """One N(0, b_init_std^2) entry per column at a random row (the code's ``sparse_``)."""
@@ -144,7 +165,7 @@ class LoRADRS(Method):
     def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
         """The new pairs; the head with ``head_lr`` when set."""
         head = list(model.heads[ctx.index].parameters())
-        adapters = [p for _, c in self.current for p in (c.A, c.B)]
+        adapters = [p for _, _, c in self.current for p in (c.A, c.B)]
         head_group: dict[str, Any] = {"params": head}
         if self.params["head_lr"] is not None:
             head_group["lr"] = self.params["head_lr"]
@@ -162,15 +183,34 @@ class LoRADRS(Method):
         return loss
 
     def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
-        if self.projectors is not None:
-            self.before = [(c.A.detach().clone(), c.B.detach().clone()) for _, c in self.current]
+        if self.params["gr"]:
+            self.rectify()
+        elif self.projectors is not None:
+            self.before = [(c.A.detach().clone(), c.B.detach().clone())
+                           for _, _, c in self.current]
+
+    def rectify(self) -> None:
+        """``gr``: the new pairs' gradients rectified towards ``G_W U U^T / sqrt(k)`` (towards
+        the raw ``G_W`` in task 0, where nothing is projected)."""
+        for i, s, comp in self.current:
+            if self.bases is None:
+                comp.A.grad, comp.B.grad = rectified_gradients(comp, self.params["gamma"])
+                continue
+            cap, U = self.captures[i], self.captures[i].basis
+            comp.A.grad, comp.B.grad = rectified_gradients(
+                comp, self.params["gamma"], U, cap.gw_v[s], keep=0.0,
+                basis_weight=U.shape[1] ** -0.5,
+            )
+        for cap in self.captures:
+            cap.gw_v = {}
 
     @torch.no_grad()
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
-        """The optimiser's step of the new pairs, projected: ``dA P`` and ``P dB``."""
-        if self.projectors is None:
+        """The optimiser's step of the new pairs, projected: ``dA P`` and ``P dB`` (not with
+        ``gr``, whose gradients are already rectified towards the projected gradient)."""
+        if self.projectors is None or self.params["gr"]:
             return
-        for (i, comp), (a_old, b_old) in zip(self.current, self.before, strict=True):
+        for (i, _, comp), (a_old, b_old) in zip(self.current, self.before, strict=True):
             P = self.projectors[i].to(comp.A)
             comp.A.copy_(a_old + (comp.A - a_old) @ P)
             comp.B.copy_(b_old + P @ (comp.B - b_old))

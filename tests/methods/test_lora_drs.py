@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from janus import geometry as geo
 from janus.activations import input_grams
 from janus.config import apply_overrides, profile
 from janus.errors import ConfigError
@@ -113,3 +114,46 @@ def test_bad_parameters():
     for bad in ({"energy": 0}, {"energy": 1.2}, {"margin": -1.0}):
         with pytest.raises(ConfigError):
             LoRADRS(cfg, **bad)
+
+
+class DenseGradients(Observer):
+    """At task 2's first step: per new pair, the fused weight's own gradient (the dense
+    reference), the pair's values and the factor gradients the optimiser receives."""
+
+    def before_task(self, run, ctx):
+        if ctx.index == 1:
+            for a in run.model.adapters:
+                a.base.weight.requires_grad_(True)
+
+    def before_step(self, run, ctx):
+        if ctx.index == 1 and ctx.step == 0:
+            ads = run.model.adapters
+            self.seen = [
+                (i, comp.scale, ads[i].base.weight.grad[ads[i].rows(s)].double(),
+                 comp.A.detach().double(), comp.B.detach().double(),
+                 comp.A.grad.double(), comp.B.grad.double())
+                for i, s, comp in run.method.current
+            ]
+
+
+def test_gr_plug_in_equals_dense_rectification_of_the_projected_gradient(tmp_path):
+    """Janus-LoRA Fig. 6, LoRA-DRS + GR: the gradients Adam receives are Eq. 6-7's ridge
+    solutions for the target ``G_W P`` (P the drift-resistant projector), here computed from
+    the dense gradient of the fused weight."""
+    gamma = 1e-3
+    cfg = apply_overrides(profile("smoke"), [
+        "method.name=lora-drs", "method.params.gr=True", f"method.params.gamma={gamma}",
+        "data.num_tasks=2", "data.num_classes=6", "train.epochs=1"])
+    dense = DenseGradients()
+    run = Run(cfg, tmp_path, progress=False, observers=[dense])
+    run.method.setup(run.model)
+    run.train_task(0)
+    run.train_task(1)
+    assert len(dense.seen) == 2 * len(run.model.adapters)  # K and V of every block
+    for i, scale, g_w, A, B, got_a, got_b in dense.seen:
+        P = run.method.projectors[i].double()
+        want_a, want_b = geo.rectify_factor_updates(g_w @ P, A, B, scale, gamma)
+        for got, want in ((got_a, want_a), (got_b, want_b)):
+            assert float((got - want).norm() / want.norm()) < 1e-5
+        raw_b = scale * g_w @ A.T  # GR changed the gradient
+        assert float((got_b - raw_b).norm()) > 0.1 * float(raw_b.norm())

@@ -49,7 +49,9 @@ def test_gpm_basis_captures_the_threshold_energy_and_a_is_projected(tmp_path):
         assert float(torch.trace(M[:, :-1].T @ C @ M[:, :-1]) / torch.trace(C)) < 0.97
     assert all(torch.equal(a, b) for a, b in zip(grads.basis, first, strict=True))
     for ga, gb, i in grads.seen:
-        assert float((ga @ first[i]).norm()) < 1e-5 * float(ga.norm()) + 1e-9  # A: projected
+        # A: projected (float32 rounding of a basis of up to d columns leaves ~1e-5 of it;
+        # an unprojected gradient, whose rows lie in the inputs' span, keeps most of its norm)
+        assert float((ga @ first[i]).norm()) < 1e-4 * float(ga.norm()) + 1e-9
         assert float(gb.norm()) > 0  # B: left alone (the leak GR removes)
     for old, new in zip(first, run.method.history, strict=True):
         assert new.shape[1] >= old.shape[1]  # grown, not replaced
