@@ -16,6 +16,7 @@ from typing import Any
 
 from janus.config import RunConfig, apply_overrides
 from janus.config import profile as make_profile
+from janus.errors import ConfigError, DataNotFoundError, WeightsNotFoundError
 from janus.results import paper_numbers, summarize
 from janus.trainer import run
 
@@ -237,3 +238,237 @@ def paper_comparison(
             cells += f"{ours:>16}{theirs:>16}"
         lines.append(f"{row['method']:<28}{row['tasks']:>3}{cells}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- Tables 3 and 4
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One column of Janus-LoRA Table 3: a data set, its T and its epochs per task (paper)."""
+
+    name: str
+    """Column title, as the paper prints it."""
+    dataset: str
+    """Registry name of the paper's data set (``janus list``)."""
+    tasks: int
+    epochs: int
+    """Epochs per task in the ``paper`` profile."""
+    mini_dataset: str | None = None
+    """The data set's stand-in in the ``mini`` profile; None = ``dataset`` itself."""
+
+
+TABLE3_BENCHMARKS: dict[str, Benchmark] = {
+    b.dataset: b
+    for b in (
+        Benchmark("CIFAR-100", "cifar100", 10, 20),
+        Benchmark("ImageNet-100", "imagenet-100", 10, 20, "mini-imagenet-32"),
+        Benchmark("DomainNet", "domainnet", 5, 5),
+    )
+}
+"""Janus-LoRA Table 3's columns with the InfLoRA code base's settings: CIFAR-100 in 10 tasks,
+20 epochs (also Janus-LoRA Sec. 4.1); DomainNet in 5 tasks of 69 classes, 5 epochs (with Adam,
+as the paper says for every run, not the SGD of InfLoRA's DomainNet config); ImageNet-100 in 10
+tasks, epochs stated nowhere: 20 assumed. The ``mini`` stand-in of ImageNet-100 is
+mini-ImageNet-32 (100 ImageNet classes at 32x32), whose mini runs are Table 2's."""
+
+
+TABLE4_BACKBONES: dict[str, str] = {
+    "sam": "vit_base_patch16_224.sam_in1k",
+    "dino": "vit_base_patch16_224.dino",
+}
+"""Janus-LoRA Table 4's ViT-B/16 backbones as timm names. "SAM" is the ViT-B/16 trained with
+sharpness-aware minimisation, as in the InfLoRA-style code bases the paper follows, although
+the paper's text cites Segment Anything (docs/interpretations.md)."""
+
+TABLE4_DATA = ("imagenet-r", 10)
+"""Janus-LoRA Table 4's data set and T."""
+
+MISSING_INPUTS = (DataNotFoundError, WeightsNotFoundError)
+"""Errors that make a notebook report a benchmark as not run instead of stopping."""
+
+
+def _entry(table: dict[str, Any], key: str, what: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"unknown {what} {key!r}; known: {', '.join(table)}")
+    return table[key]
+
+
+def table3_settings(profile: str, benchmark: str) -> tuple[int, list[str]]:
+    """T and config overrides of a Janus-LoRA Table 3 column under ``profile``.
+
+    ``paper``: the benchmark's data set, T and epochs (other settings of the paper profile).
+    ``mini``: the mini backbone and epochs on the benchmark's data set (ImageNet-100: its
+    stand-in mini-ImageNet-32, so the config is exactly the mini profile's) with its T.
+    ``smoke``: synthetic data with the benchmark's T, a code-path check only.
+    """
+    b = _entry(TABLE3_BENCHMARKS, benchmark, "Table 3 benchmark")
+    if profile == "paper":
+        return b.tasks, [f"data.dataset={b.dataset!r}", f"train.epochs={b.epochs}"]
+    if profile == "mini":
+        return b.tasks, [f"data.dataset={b.mini_dataset or b.dataset!r}"]
+    return b.tasks, []
+
+
+def table3_config(
+    profile: str,
+    benchmark: str,
+    method: str = "finetune",
+    seed: int = 0,
+    *,
+    data_root: str | None = None,
+    overrides: Sequence[str] = (),
+) -> RunConfig:
+    """The config of one Janus-LoRA Table 3 cell (:func:`table3_settings`, then ``overrides``)."""
+    tasks, fixed = table3_settings(profile, benchmark)
+    return make_config(profile, method, seed, tasks=tasks, data_root=data_root,
+                       overrides=[*fixed, *overrides])
+
+
+def table4_settings(profile: str, backbone: str) -> list[str]:
+    """Config overrides of a Janus-LoRA Table 4 block under ``profile``.
+
+    ``paper``: ImageNet-R, T = 10, the hub backbone ``TABLE4_BACKBONES[backbone]``, the other
+    settings of the paper profile, including its input normalisation mean 0 / std 1 (the
+    InfLoRA code's, for every backbone; timm's configs say 0.5 / 0.5 for SAM and the ImageNet
+    statistics for DINO). Other profiles: none, i.e. the profile's own backbone, a labelled
+    stand-in (no SAM or DINO ViT exists at that scale): a code-path check.
+    """
+    name = _entry(TABLE4_BACKBONES, backbone, "Table 4 backbone")
+    if profile != "paper":
+        return []
+    dataset, tasks = TABLE4_DATA
+    return [f"data.dataset={dataset!r}", f"data.num_tasks={tasks}", "model.source='hub'",
+            f"model.name={name!r}"]
+
+
+def table4_config(
+    profile: str,
+    backbone: str,
+    method: str = "finetune",
+    seed: int = 0,
+    *,
+    data_root: str | None = None,
+    overrides: Sequence[str] = (),
+) -> RunConfig:
+    """The config of one Janus-LoRA Table 4 cell (:func:`table4_settings`, then ``overrides``)."""
+    return make_config(profile, method, seed, data_root=data_root,
+                       overrides=[*table4_settings(profile, backbone), *overrides])
+
+
+def table4_root(out: Path, profile: str, backbone: str) -> Path:
+    """Where a Table 4 block's runs live. Run folders are named by profile, data set, T and
+    method, not by backbone, so in the ``paper`` profile each backbone has its own root
+    (``out/backbones/<backbone>``); elsewhere the stand-ins are the profile's own runs."""
+    return out / "backbones" / backbone if profile == "paper" else out
+
+
+def not_run(name: str, err: Exception) -> str:
+    """``<name>: not run (<first line of the error>)``; for missing weights, also the lines of
+    the error that say how to supply them."""
+    first, *rest = str(err).splitlines() or [type(err).__name__]
+    lines = [f"{name}: not run ({first})"]
+    if isinstance(err, WeightsNotFoundError):
+        lines += [f"  {line}" for line in rest]
+    return "\n".join(lines)
+
+
+def _run_blocks(
+    blocks: dict[str, tuple[str, Path, int | None, list[str]]],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    profile: str,
+    data_root: str | None,
+    overrides: Sequence[str],
+    progress: bool,
+) -> dict[str, list[dict[str, Any]]]:
+    """Per block ``key: (name, run root, T, overrides)``, the :func:`variant_rows` of every
+    method; a block whose data or weights are missing is reported by :func:`not_run` and left
+    out."""
+    variants = [Variant(m, m) for m in methods]
+    table = {}
+    for key, (name, root, tasks, fixed) in blocks.items():
+        print(f"--- {name}")
+        try:
+            records = run_variants(variants, seeds, root, profile=profile, tasks=tasks,
+                                   data_root=data_root, overrides=[*fixed, *overrides],
+                                   progress=progress)
+        except MISSING_INPUTS as err:
+            print(not_run(name, err))
+            continue
+        table[key] = variant_rows(variants, records)
+    return table
+
+
+def run_table3(
+    benchmarks: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    out: Path,
+    *,
+    profile: str,
+    data_root: str | None = None,
+    overrides: Sequence[str] = (),
+    progress: bool = False,
+) -> dict[str, list[dict[str, Any]]]:
+    """Janus-LoRA Table 3: per benchmark that could run, one summary row per method (the
+    method in ``method`` and ``variant``), configs of :func:`table3_config`."""
+    blocks = {k: (TABLE3_BENCHMARKS[k].name, out, *table3_settings(profile, k))
+              for k in benchmarks}
+    return _run_blocks(blocks, methods, seeds, profile=profile, data_root=data_root,
+                       overrides=overrides, progress=progress)
+
+
+def run_table4(
+    backbones: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    out: Path,
+    *,
+    profile: str,
+    data_root: str | None = None,
+    overrides: Sequence[str] = (),
+    progress: bool = False,
+) -> dict[str, list[dict[str, Any]]]:
+    """Janus-LoRA Table 4: per backbone that could run, one summary row per method, configs of
+    :func:`table4_config` under :func:`table4_root`."""
+    blocks = {k: (k, table4_root(out, profile, k), None, table4_settings(profile, k))
+              for k in backbones}
+    return _run_blocks(blocks, methods, seeds, profile=profile, data_root=data_root,
+                       overrides=overrides, progress=progress)
+
+
+def with_paper(
+    rows: list[dict[str, Any]],
+    paper: Sequence[dict[str, Any]],
+    metrics: Sequence[str] = ("acc", "maa", "bwt"),
+) -> str:
+    """Attach the paper's numbers of each row's method (``paper_<m>``, ``paper_<m>_std``; None
+    where the paper prints none) and return ours (mean ± std over seeds) beside them as text."""
+    by_method = {p["method"]: p for p in paper}
+    lines = [f"{'method':<14}" + "".join(f"{'ours ' + m.upper():>16}{'paper':>16}"
+                                        for m in metrics)]
+    for row in rows:
+        p = by_method.get(row["variant"], {})
+        cells = ""
+        for m in metrics:
+            value, std = p.get(m), p.get(f"{m}_std")
+            row[f"paper_{m}"], row[f"paper_{m}_std"] = value, std
+            theirs = "-" if value is None else f"{value:.2f}" if std is None else (
+                f"{value:.2f} ± {std:.2f}")
+            cells += f"{row[m]:>9.2f} ± {row[m + '_std']:4.2f}{theirs:>16}"
+        lines.append(f"{row['method']:<14}{cells}")
+    return "\n".join(lines)
+
+
+def best_verdicts(
+    rows: list[dict[str, Any]], best: str, metrics: Sequence[str] = ("acc",)
+) -> list[str]:
+    """The claim "``best`` beats every other row" on each metric: one :func:`verdict` per
+    baseline and metric, or one line saying why it cannot be tested with these rows."""
+    by = {r["variant"]: r for r in rows}
+    others = [k for k in by if k != best]
+    if best not in by or not others:
+        return [f"not tested: needs {best} and at least one baseline (ran {sorted(by)})"]
+    return [f"{m.upper()}: " + verdict(by, best, k, m) for m in metrics for k in others]

@@ -183,8 +183,8 @@ def paper_numbers(table: str) -> list[dict[str, Any]]:
     rows = list(csv.DictReader(lines))
     for row in rows:
         for key, value in row.items():
-            if key not in ("method", "paper_name", "dataset"):
-                row[key] = int(value) if key == "tasks" else float(value)
+            if key not in ("method", "paper_name", "dataset", "backbone"):
+                row[key] = None if value == "" else int(value) if key == "tasks" else float(value)
     return rows
 
 

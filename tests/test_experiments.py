@@ -1,7 +1,11 @@
 """Notebook building blocks: configs, ablation variants, sweeps, verdicts."""
 
 import pytest
+import timm
+from PIL import Image
+from timm.models.vision_transformer import VisionTransformer
 
+from janus.data.stream import build_transforms
 from janus.errors import ConfigError
 from janus.experiments import (
     FIG2_VARIANTS,
@@ -9,14 +13,22 @@ from janus.experiments import (
     FIG7_VARIANTS,
     SDLORA_TABLE4_VARIANTS,
     TABLE1_VARIANTS,
+    TABLE3_BENCHMARKS,
     TABLE5_VARIANTS,
+    best_verdicts,
     make_config,
     paper_comparison,
+    run_table3,
+    run_table4,
     sweep_variants,
+    table3_config,
+    table4_config,
     verdict,
+    with_paper,
 )
-from janus.methods import build_method
+from janus.methods import METHODS, build_method
 from janus.results import paper_numbers
+from janus.trainer import run, run_dir
 
 
 def test_make_config_sets_everything():
@@ -109,3 +121,133 @@ def test_fig7_variants_differ_only_by_dml():
     a, b = (build_method(make_config("smoke", v.method, params=v.params)).params
             for v in FIG7_VARIANTS.values())
     assert {k for k in a if a[k] != b[k]} == {"dml"}
+
+
+# --------------------------------------------------------------------------- Tables 3 and 4
+
+TINY = ["data.dataset='synthetic'", "data.num_tasks=2", "data.num_classes=6",
+        "data.train_per_class=16", "data.test_per_class=8", "train.epochs=5",
+        "train.max_steps_per_task=3", "model.img_size=32"]
+"""A seconds-long run (sizes of tests/test_trainer.py's tiny()) on a 32x32 backbone."""
+
+
+@pytest.mark.parametrize(
+    "profile, expected",
+    [
+        ("paper", {"cifar100": ("cifar100", 10, 20), "imagenet-100": ("imagenet-100", 10, 20),
+                   "domainnet": ("domainnet", 5, 5)}),
+        ("mini", {"cifar100": ("cifar100", 10, 4), "imagenet-100": ("mini-imagenet-32", 10, 4),
+                  "domainnet": ("domainnet", 5, 4)}),
+        ("smoke", {"cifar100": ("synthetic", 10, 2), "imagenet-100": ("synthetic", 10, 2),
+                   "domainnet": ("synthetic", 5, 2)}),
+    ],
+)
+def test_table3_configs(profile, expected):
+    """Janus-LoRA Table 3 columns: data set, T and epochs per profile; Adam everywhere."""
+    assert set(TABLE3_BENCHMARKS) == set(expected)
+    assert {r["dataset"] for r in paper_numbers("janus_lora_table3")} == set(expected)
+    for key, (dataset, tasks, epochs) in expected.items():
+        cfg = table3_config(profile, key, "janus-lora", 2, data_root="/d",
+                            overrides=["lora.rank=2"])
+        assert (cfg.data.dataset, cfg.data.num_tasks, cfg.train.epochs) == (dataset, tasks, epochs)
+        assert (cfg.train.optimizer, cfg.method.name, cfg.seed, cfg.data.root) == (
+            "adam", "janus-lora", 2, "/d")
+        assert cfg.lora.rank == 2 and cfg.model == make_config(profile).model
+
+
+def test_table3_mini_imagenet100_is_the_table2_mini_run():
+    for method in ("finetune", "janus-lora"):
+        cfg = table3_config("mini", "imagenet-100", method, 1)
+        assert cfg.to_dict() == make_config("mini", method, 1).to_dict()
+        assert run_dir(cfg, "results") == run_dir(make_config("mini", method, 1), "results")
+
+
+def test_a_32px_backbone_reads_photographs():
+    """The mini Table 3 columns feed photographs (DomainNet) to a 32x32 ViT: resized."""
+    image = Image.new("RGB", (120, 90))
+    for train in (True, False):
+        tf = build_transforms(None, 32, (0.5,) * 3, (0.5,) * 3, train=train)
+        assert tf(image).shape == (3, 32, 32)
+
+
+def test_table4_configs_name_the_timm_backbones():
+    """Janus-LoRA Table 4: the hub models, ImageNet-R T = 10, the InfLoRA normalisation."""
+    names = {"sam": "vit_base_patch16_224.sam_in1k", "dino": "vit_base_patch16_224.dino"}
+    assert {r["backbone"] for r in paper_numbers("janus_lora_table4")} == set(names)
+    for key, name in names.items():
+        cfg = table4_config("paper", key, "inflora", 1)
+        assert (cfg.model.source, cfg.model.name) == ("hub", name)
+        assert (cfg.data.dataset, cfg.data.num_tasks, cfg.train.epochs) == ("imagenet-r", 10, 50)
+        assert (cfg.model.mean, cfg.model.std) == ((0.0,) * 3, (1.0,) * 3)
+        for profile in ("smoke", "mini"):  # stand-ins: the profile as is
+            assert table4_config(profile, key).to_dict() == make_config(profile).to_dict()
+    with pytest.raises(ConfigError, match="unknown Table 4 backbone"):
+        table4_config("paper", "segment-anything")
+
+
+def test_paper_numbers_of_tables_3_and_4():
+    t3 = paper_numbers("janus_lora_table3")
+    assert len(t3) == 27 and {r["method"] for r in t3} <= set(METHODS)
+    row = next(r for r in t3 if (r["method"], r["dataset"]) == ("janus-lora", "cifar100"))
+    assert (row["tasks"], row["acc"], row["acc_std"], row["bwt"]) == (10, 88.68, 0.25, -5.29)
+    t4 = paper_numbers("janus_lora_table4")
+    assert len(t4) == 18 and {r["method"] for r in t4} == {r["method"] for r in t3}
+    row = next(r for r in t4 if (r["method"], r["backbone"]) == ("janus-lora", "sam"))
+    assert (row["acc"], row["maa"], row["bwt"]) == (70.22, 77.90, -6.47)
+
+
+def test_missing_data_is_reported_as_not_run(tmp_path, capsys):
+    """Every column without data: reported, nothing run, the whole table still completes."""
+    (tmp_path / "data").mkdir()
+    kw = dict(profile="mini", data_root=str(tmp_path / "data"))
+    assert run_table3(list(TABLE3_BENCHMARKS), ["finetune"], [0], tmp_path / "out", **kw) == {}
+    assert run_table4(["sam"], ["finetune"], [0], tmp_path / "out", **kw) == {}
+    text = capsys.readouterr().out
+    assert "CIFAR-100: not run (data set 'cifar100': " in text
+    assert "ImageNet-100: not run (data set 'mini-imagenet-32'" in text
+    assert "DomainNet: not run (data set 'domainnet'" in text
+    assert "sam: not run (data set 'mini-imagenet-32'" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_table4_hub_path_loads_the_named_backbone(tmp_path, monkeypatch, capsys):
+    """The paper profile's hub code path with a stand-in for the download: only DINO's
+    weights "exist" (a tiny random ViT); SAM's download fails and is reported as not run."""
+    asked = []
+
+    def create_model(name, pretrained=False, **kw):
+        asked.append((name, pretrained))
+        if (name, pretrained) != ("vit_base_patch16_224.dino", True):
+            raise RuntimeError(f"no internet: cannot download {name}")
+        return VisionTransformer(img_size=32, patch_size=8, embed_dim=48, depth=2,
+                                 num_heads=2, num_classes=kw.get("num_classes", 0))
+
+    monkeypatch.setattr(timm, "create_model", create_model)
+    cfg = table4_config("paper", "dino", "finetune", 0, overrides=TINY)
+    record = run(cfg, tmp_path / "a", progress=False)
+    assert asked == [("vit_base_patch16_224.dino", True)]
+    assert record["status"] == "complete"
+    assert (record["config"]["model"]["source"], record["config"]["model"]["name"]) == (
+        "hub", "vit_base_patch16_224.dino")
+
+    table = run_table4(["sam", "dino"], ["finetune"], [0], tmp_path / "b", profile="paper",
+                       overrides=TINY)
+    assert list(table) == ["dino"] and table["dino"][0]["variant"] == "finetune"
+    assert (tmp_path / "b" / "backbones" / "dino" / run_dir(cfg, "")).is_dir()
+    text = capsys.readouterr().out
+    assert "sam: not run (could not load pretrained weights for " \
+           "'vit_base_patch16_224.sam_in1k'" in text
+    assert "model.source=checkpoint" in text  # what to do
+
+
+def test_with_paper_and_best_verdicts():
+    rows = [{"method": m, "variant": m, "seeds": [0, 1], "acc": a, "acc_std": 1.0,
+             "maa": a, "maa_std": 1.0, "bwt": -1.0, "bwt_std": 0.5}
+            for m, a in (("finetune", 40.0), ("janus-lora", 50.0))]
+    text = with_paper(rows, [r for r in paper_numbers("janus_lora_table4")
+                             if r["backbone"] == "dino"])
+    assert rows[1]["paper_acc"] == 68.20 and rows[1]["paper_acc_std"] is None
+    assert "68.20" in text and "50.00 ± 1.00" in text
+    lines = best_verdicts(rows, "janus-lora", ["acc", "maa"])
+    assert len(lines) == 2 and all(line.split(": ", 1)[1].startswith("holds") for line in lines)
+    assert best_verdicts(rows[:1], "janus-lora")[0].startswith("not tested")
