@@ -53,7 +53,11 @@ def print_record(record: dict) -> None:
         m = metrics_of(record)
         print(f"ACC {m['acc']:.2f}  MAA {m['maa']:.2f}  BWT {m['bwt']:.2f}")
     train = sum(t["train_seconds"] for t in record["tasks"])
-    print(f"training time {train:.1f} s on {record['environment']['device']}")
+    cpu = [t.get("train_cpu_seconds") for t in record["tasks"]]
+    cpu_text = "" if None in cpu else f" ({sum(cpu):.1f} s CPU time)"
+    env = record["environment"]
+    print(f"training time {train:.1f} s{cpu_text} on {env['device']}, "
+          f"{env.get('torch_threads', '?')} torch threads")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -124,7 +124,8 @@ def group_key(record: dict[str, Any]) -> tuple[str, str, int, str]:
 
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (profile, data set, T, method): ACC / MAA / BWT mean and std over seeds,
-    recomputed from the accuracy matrices, plus the mean training time per seed."""
+    recomputed from the accuracy matrices, plus the mean training time (wall clock, and CPU time
+of all threads where the records have it) per seed."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(group_key(r), []).append(r)
@@ -143,6 +144,10 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             row[name], row[f"{name}_std"] = agg.mean, agg.std
         row["train_seconds_per_seed"] = statistics.fmean(
             sum(t["train_seconds"] for t in r["tasks"]) for r in recs
+        )
+        cpu = [[t.get("train_cpu_seconds") for t in r["tasks"]] for r in recs]
+        row["train_cpu_seconds_per_seed"] = (  # records from before 2026-12-01 have none
+            statistics.fmean(sum(c) for c in cpu) if all(None not in c for c in cpu) else None
         )
         rows.append(row)
     return rows

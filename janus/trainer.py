@@ -214,7 +214,7 @@ class Run:
         if self.cfg.train.max_steps_per_task is not None:
             total = min(total, self.cfg.train.max_steps_per_task)
         ctx = TaskContext(task=task, stream=self.stream, device=self.device, total_steps=total)
-        begin = time.perf_counter()
+        begin, cpu_begin = time.perf_counter(), time.process_time()
         method.before_task(model, ctx)
         for obs in self.observers:
             obs.before_task(self, ctx)
@@ -240,7 +240,7 @@ class Run:
                     break
         step_seconds = time.perf_counter() - start
         method.after_task(model, ctx)
-        end = time.perf_counter()
+        end, cpu_end = time.perf_counter(), time.process_time()
         bar.close()
         for obs in self.observers:
             obs.after_task(self, ctx)
@@ -249,6 +249,7 @@ class Run:
             "steps": ctx.step,
             "train_images": images_seen,
             "train_seconds": end - begin,
+            "train_cpu_seconds": cpu_end - cpu_begin,
             "step_seconds": step_seconds,
             "offline_seconds": end - begin - step_seconds,
             "train_images_per_second": images_seen / max(step_seconds, 1e-9),

@@ -41,6 +41,7 @@ def test_end_to_end_record_rederives_metrics(tmp_path):
     for t in stored["tasks"]:  # the whole task = its steps + the method's offline phases
         assert 0 < t["step_seconds"] <= t["train_seconds"] and t["offline_seconds"] >= 0
         assert t["step_seconds"] + t["offline_seconds"] == pytest.approx(t["train_seconds"])
+        assert t["train_cpu_seconds"] > 0  # CPU time of all threads, unaffected by waiting
     assert {"torch", "timm", "python", "device"} <= set(stored["environment"])
 
 
