@@ -139,6 +139,8 @@ class Run:
         self.stream: ClassIncrementalStream = build_stream(cfg, cfg.seed)
         self.method: Method = build_method(cfg)
         self.model: ContinualViT = build_model(cfg.model, cfg.lora).to(self.device)
+        self.backbone_keys = frozenset(self.model.state_dict())
+        """The frozen backbone's entries, rebuilt from the config on resume, not checkpointed."""
         self.checkpoint_sha256 = checkpoint_sha256(cfg.model)
         self.tasks: dict[int, Task] = {}
         t = self.stream.num_tasks
@@ -303,7 +305,8 @@ class Run:
             "config": self.cfg.to_dict(),
             "completed_tasks": len(self.task_log),
             "structure": self.model.structure(),
-            "model": self.model.state_dict(),
+            "model": {k: v for k, v in self.model.state_dict().items()
+                      if k not in self.backbone_keys},
             "method": self.method.state_dict(),
             "acc": self.acc,
             "eval_counts": self.eval_counts,
@@ -324,7 +327,11 @@ class Run:
             )
         self.model.rebuild(state["structure"])
         self.method.setup(self.model)
-        self.model.load_state_dict(state["model"])
+        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
+        if unexpected or not set(missing) <= self.backbone_keys:
+            raise ConfigError(f"the checkpoint at {path} does not fit this model (missing "
+                              f"{sorted(set(missing) - self.backbone_keys)[:3]}, unexpected "
+                              f"{unexpected[:3]}); pass --force to start over")
         self.method.load_state_dict(state["method"])
         self.acc = state["acc"]
         self.eval_counts = state["eval_counts"]

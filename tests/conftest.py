@@ -3,9 +3,11 @@
 import json
 
 import pytest
+import torch
 
 from janus.errors import JanusError
 from janus.methods import METHODS
+from janus.model import build_model
 from janus.trainer import CHECKPOINT_NAME, run, run_dir
 
 
@@ -33,7 +35,9 @@ def resumed_after_crash(tmp_path, monkeypatch):
         out = run_dir(cfg, tmp_path / "b")
         partial = json.loads((out / "record.json").read_text())
         assert partial["status"] == "partial" and len(partial["tasks"]) == 2
-        assert (out / CHECKPOINT_NAME).exists()
+        saved = torch.load(out / CHECKPOINT_NAME, weights_only=False)["model"]
+        backbone = build_model(cfg.model, cfg.lora).state_dict()  # rebuilt, not checkpointed
+        assert saved and not set(saved) & set(backbone)
         monkeypatch.setattr(cls, hook, original)
         with pytest.raises(JanusError, match="--resume"):
             run(cfg, tmp_path / "b", progress=False)
