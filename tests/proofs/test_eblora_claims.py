@@ -5,29 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 import torch
 
 from janus import geometry as geo
-from proofs import load_all
-from proofs.core import REGISTRY
+from tests.proofs.harness import in_module, paper_claim_tests
 
-load_all()
-EB = [cid for cid in REGISTRY if cid.startswith("eblora.")]
 FINDINGS = {"eblora.adam.reprojection"}
-NUMERIC = [cid for cid in EB if REGISTRY[cid].method == "numeric"]
+REQUIRED = ("eblora.spectrum", "eblora.polar", "eblora.tangent", "eblora.restricted")
+"""Claim-id prefixes the registry must hold."""
 G = {name: getattr(geo, name) for name in dir(geo) if not name.startswith("_")}
-
-
-def test_registry_has_the_eblora_claims():
-    prefixes = ("eblora.spectrum", "eblora.polar", "eblora.tangent", "eblora.restricted")
-    assert all(any(cid.startswith(p) for cid in EB) for p in prefixes)
-
-
-@pytest.mark.parametrize("claim_id", EB)
-def test_claim_verdict(claim_id):
-    result = REGISTRY[claim_id].run()
-    assert result.verdict == ("FINDING" if claim_id in FINDINGS else "PASS"), result.note
 
 
 # --------------------------------------------------------------- perturbed formulas
@@ -95,11 +81,9 @@ PERTURBATIONS: dict[str, tuple[str, Callable, set[str]]] = {
 }
 
 
-@pytest.mark.parametrize("name", PERTURBATIONS)
-def test_perturbed_formula_fails(name, assert_fails):
-    assert_fails(geo, *PERTURBATIONS[name])
-
-
-def test_every_numeric_check_is_falsified():
-    falsified = set().union(*(p[2] for p in PERTURBATIONS.values()))
-    assert set(NUMERIC) <= falsified
+(
+    test_registry_has_the_claims,
+    test_claim_verdict,
+    test_perturbed_formula_fails,
+    test_every_numeric_check_is_falsified,
+) = paper_claim_tests("eblora.", REQUIRED, FINDINGS, in_module(geo, PERTURBATIONS))

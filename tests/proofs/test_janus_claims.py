@@ -10,25 +10,12 @@ import torch
 
 from janus import geometry as geo
 from janus import metrics
-from proofs import load_all
 from proofs.core import REGISTRY, Outcome, claim
+from tests.proofs.harness import paper_claim_tests
 
-load_all()
-JANUS = [cid for cid in REGISTRY if cid.startswith("janus.")]
 FINDINGS = {"janus.gr.eq31-printed", "janus.gr.leak", "janus.eq4.printed"}
-NUMERIC = [cid for cid in JANUS if REGISTRY[cid].method == "numeric"]
-
-
-def test_registry_has_the_janus_claims():
-    prefixes = ("janus.thm31", "janus.gr", "janus.eq4", "janus.stiefel", "janus.metrics")
-    assert all(any(cid.startswith(p) for cid in JANUS) for p in prefixes)
-    assert {REGISTRY[cid].method for cid in JANUS} == {"symbolic", "numeric"}
-
-
-@pytest.mark.parametrize("claim_id", JANUS)
-def test_claim_verdict(claim_id):
-    result = REGISTRY[claim_id].run()
-    assert result.verdict == ("FINDING" if claim_id in FINDINGS else "PASS"), result.note
+REQUIRED = ("janus.thm31", "janus.gr", "janus.eq4", "janus.stiefel", "janus.metrics")
+"""Claim-id prefixes the registry must hold."""
 
 
 # --------------------------------------------------------------- perturbed formulas
@@ -204,14 +191,12 @@ PERTURBATIONS: dict[str, tuple[object, str, Callable, set[str]]] = {
 }
 
 
-@pytest.mark.parametrize("name", PERTURBATIONS)
-def test_perturbed_formula_fails(name, assert_fails):
-    assert_fails(*PERTURBATIONS[name])
-
-
-def test_every_numeric_check_is_falsified():
-    falsified = set().union(*(p[3] for p in PERTURBATIONS.values()))
-    assert set(NUMERIC) <= falsified
+(
+    test_registry_has_the_claims,
+    test_claim_verdict,
+    test_perturbed_formula_fails,
+    test_every_numeric_check_is_falsified,
+) = paper_claim_tests("janus.", REQUIRED, FINDINGS, PERTURBATIONS, kinds={"symbolic", "numeric"})
 
 
 def test_claim_run_turns_errors_into_verdicts():

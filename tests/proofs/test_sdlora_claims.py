@@ -9,25 +9,12 @@ import pytest
 import torch
 
 from janus import geometry as geo
-from proofs import load_all
-from proofs.core import REGISTRY
+from tests.proofs.harness import in_module, paper_claim_tests
 
-load_all()
-SD = [cid for cid in REGISTRY if cid.startswith("sdlora.")]
 FINDINGS = {"sdlora.eq8.printed", "sdlora.thm1.sequential"}
-NUMERIC = [cid for cid in SD if REGISTRY[cid].method == "numeric"]
+REQUIRED = ("sdlora.eq3", "sdlora.eq7", "sdlora.eq8", "sdlora.thm1")
+"""Claim-id prefixes the registry must hold."""
 G = {name: getattr(geo, name) for name in dir(geo) if not name.startswith("_")}
-
-
-def test_registry_has_the_sdlora_claims():
-    prefixes = ("sdlora.eq3", "sdlora.eq7", "sdlora.eq8", "sdlora.thm1")
-    assert all(any(cid.startswith(p) for cid in SD) for p in prefixes)
-
-
-@pytest.mark.parametrize("claim_id", SD)
-def test_claim_verdict(claim_id):
-    result = REGISTRY[claim_id].run()
-    assert result.verdict == ("FINDING" if claim_id in FINDINGS else "PASS"), result.note
 
 
 # --------------------------------------------------------------- perturbed formulas
@@ -89,14 +76,12 @@ PERTURBATIONS: dict[str, tuple[str, Callable, set[str]]] = {
 }
 
 
-@pytest.mark.parametrize("name", PERTURBATIONS)
-def test_perturbed_formula_fails(name, assert_fails):
-    assert_fails(geo, *PERTURBATIONS[name])
-
-
-def test_every_numeric_check_is_falsified():
-    falsified = set().union(*(p[2] for p in PERTURBATIONS.values()))
-    assert set(NUMERIC) <= falsified
+(
+    test_registry_has_the_claims,
+    test_claim_verdict,
+    test_perturbed_formula_fails,
+    test_every_numeric_check_is_falsified,
+) = paper_claim_tests("sdlora.", REQUIRED, FINDINGS, in_module(geo, PERTURBATIONS))
 
 
 def test_normalized_direction_rejects_unknown_norm():

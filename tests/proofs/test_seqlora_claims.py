@@ -8,26 +8,19 @@ import pytest
 import torch
 
 from janus import geometry as geo
-from proofs import load_all
-from proofs.core import REGISTRY
+from tests.proofs.harness import in_module, paper_claim_tests
 
-load_all()
-SEQ = [cid for cid in REGISTRY if cid.startswith("seqlora.")]
 FINDINGS = {"seqlora.alg1.reading"}
-NUMERIC = [cid for cid in SEQ if REGISTRY[cid].method == "numeric"]
+REQUIRED = (
+    "seqlora.eq17",
+    "seqlora.eq15",
+    "seqlora.lemma4",
+    "seqlora.thm1",
+    "seqlora.thm8",
+    "seqlora.thm7",
+)
+"""Claim-id prefixes the registry must hold."""
 G = {name: getattr(geo, name) for name in dir(geo) if not name.startswith("_")}
-
-
-def test_registry_has_the_seqlora_claims():
-    prefixes = ("seqlora.eq17", "seqlora.eq15", "seqlora.lemma4", "seqlora.thm1", "seqlora.thm8")
-    assert all(any(cid.startswith(p) for cid in SEQ) for p in (*prefixes, "seqlora.thm7"))
-    assert {REGISTRY[cid].method for cid in SEQ} == {"symbolic", "numeric"}
-
-
-@pytest.mark.parametrize("claim_id", SEQ)
-def test_claim_verdict(claim_id):
-    result = REGISTRY[claim_id].run()
-    assert result.verdict == ("FINDING" if claim_id in FINDINGS else "PASS"), result.note
 
 
 # --------------------------------------------------------------- perturbed formulas
@@ -188,14 +181,14 @@ PERTURBATIONS: dict[str, tuple[str, Callable, set[str]]] = {
 }
 
 
-@pytest.mark.parametrize("name", PERTURBATIONS)
-def test_perturbed_formula_fails(name, assert_fails):
-    assert_fails(geo, *PERTURBATIONS[name])
-
-
-def test_every_numeric_check_is_falsified():
-    falsified = set().union(*(p[2] for p in PERTURBATIONS.values()))
-    assert set(NUMERIC) <= falsified
+(
+    test_registry_has_the_claims,
+    test_claim_verdict,
+    test_perturbed_formula_fails,
+    test_every_numeric_check_is_falsified,
+) = paper_claim_tests(
+    "seqlora.", REQUIRED, FINDINGS, in_module(geo, PERTURBATIONS), kinds={"symbolic", "numeric"}
+)
 
 
 def test_projection_edge_cases():
