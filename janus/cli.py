@@ -88,12 +88,14 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     rows = summarize(find_records(args.root))
     if not rows:
         raise JanusError(f"no complete records under {args.root!r}")
-    print(f"{'profile':<8} {'dataset':<18} {'T':>3} {'method':<16} {'seeds':>5}  "
-          f"{'ACC':>14} {'MAA':>14} {'BWT':>14}")
+    print(f"{'profile':<8} {'dataset':<18} {'T':>3} {'method':<22} {'seeds':>5}  "
+          f"{'ACC':>14} {'MAA':>14} {'BWT':>14} {'train s/seed':>13} {'CPU s/seed':>11}")
     for r in rows:
         cells = "".join(f" {r[k]:7.2f} ± {r[k + '_std']:4.2f}" for k in ("acc", "maa", "bwt"))
-        print(f"{r['profile']:<8} {r['dataset']:<18} {r['tasks']:>3} {r['method']:<16} "
-              f"{len(r['seeds']):>5} {cells}")
+        cpu = r["train_cpu_seconds_per_seed"]
+        times = f" {r['train_seconds_per_seed']:13.0f} {'-' if cpu is None else f'{cpu:.0f}':>11}"
+        print(f"{r['profile']:<8} {r['dataset']:<18} {r['tasks']:>3} {r['method']:<22} "
+              f"{len(r['seeds']):>5} {cells}{times}")
     return 0
 
 

@@ -26,7 +26,11 @@ def test_run_show_summarize(tmp_path, capsys):
     assert main(["show", str(record.parent)]) == 0
     assert f"BWT {m['bwt']:.2f}" in capsys.readouterr().out
     assert main(["summarize", str(tmp_path)]) == 0
-    assert f"{m['acc']:7.2f} ± 0.00" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{m['acc']:7.2f} ± 0.00" in out
+    tasks = json.loads(record.read_text())["tasks"]
+    wall, cpu = (sum(t[k] for t in tasks) for k in ("train_seconds", "train_cpu_seconds"))
+    assert out.rstrip().endswith(f"{wall:13.0f} {cpu:11.0f}")
 
 
 def test_user_errors_exit_2_with_one_line(tmp_path):
