@@ -56,7 +56,9 @@ def print_record(record: dict) -> None:
     cpu = [t.get("train_cpu_seconds") for t in record["tasks"]]
     cpu_text = "" if None in cpu else f" ({sum(cpu):.1f} s CPU time)"
     env = record["environment"]
-    print(f"training time {train:.1f} s{cpu_text} on {env['device']}, "
+    machine = env.get("gpu") or env.get("cpu")
+    where = env["device"] + (f" ({machine})" if machine else "")
+    print(f"training time {train:.1f} s{cpu_text} on {where}, "
           f"{env.get('torch_threads', '?')} torch threads")
 
 

@@ -27,6 +27,18 @@ SCHEMA = 1
 RECORD_NAME = "record.json"
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux ``/proc/cpuinfo``), else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment(device: str) -> dict[str, Any]:
     """Versions and hardware of this process."""
     import timm
@@ -43,6 +55,7 @@ def environment(device: str) -> dict[str, Any]:
         "timm": timm.__version__,
         "numpy": np.__version__,
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": device,

@@ -24,7 +24,10 @@ def test_run_show_summarize(tmp_path, capsys):
     m = json.loads(record.read_text())["metrics"]
     assert f"ACC {m['acc']:.2f}  MAA {m['maa']:.2f}  BWT {m['bwt']:.2f}" in out
     assert main(["show", str(record.parent)]) == 0
-    assert f"BWT {m['bwt']:.2f}" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert f"BWT {m['bwt']:.2f}" in shown
+    cpu_name = json.loads(record.read_text())["environment"]["cpu"]
+    assert f"on cpu ({cpu_name}), " in shown  # says on which machine the time was measured
     assert main(["summarize", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"{m['acc']:7.2f} ± 0.00" in out

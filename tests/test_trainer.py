@@ -42,7 +42,8 @@ def test_end_to_end_record_rederives_metrics(tmp_path):
         assert 0 < t["step_seconds"] <= t["train_seconds"] and t["offline_seconds"] >= 0
         assert t["step_seconds"] + t["offline_seconds"] == pytest.approx(t["train_seconds"])
         assert t["train_cpu_seconds"] > 0  # CPU time of all threads, unaffected by waiting
-    assert {"torch", "timm", "python", "device"} <= set(stored["environment"])
+    assert {"torch", "timm", "python", "device", "cpu"} <= set(stored["environment"])
+    assert stored["environment"]["cpu"]
 
 
 def test_smoke_finetune_forgets(tmp_path):
