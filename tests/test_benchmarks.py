@@ -18,3 +18,14 @@ def test_overhead_benchmark_writes_ratios(tmp_path, monkeypatch, capsys):
     assert ratios["LoRA (finetune)"] == 1.0
     assert len(ratios) == 7 and all(r > 0 for r in ratios.values())
     assert "| Janus OE+GR+DML |" in capsys.readouterr().out
+
+
+def test_overhead_benchmark_times_methods_that_own_their_step(tmp_path, monkeypatch):
+    argv = ["overhead.py", "--variants", "seqlora", "--batch", "2", "--rounds", "1", "--steps",
+            "1", "--warmup", "0", "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(BENCH), run_name="__main__")
+    record = json.loads((tmp_path / "small-cpu-b2-seqlora.json").read_text())
+    assert record["variants"] == "seqlora"
+    assert [r["method"] for r in record["rows"]] == ["finetune", "seqlora", "continual-alternating"]
+    assert all(r["ratio"] > 0 for r in record["rows"])
