@@ -90,12 +90,24 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     rows = summarize(find_records(args.root))
     if not rows:
         raise JanusError(f"no complete records under {args.root!r}")
-    print(f"{'profile':<8} {'dataset':<18} {'T':>3} {'method':<22} {'seeds':>5}  "
-          f"{'ACC':>14} {'MAA':>14} {'BWT':>14} {'train s/seed':>13} {'CPU s/seed':>11}")
+    if args.markdown:
+        print("| profile | data set | T | method | seeds | ACC | MAA | BWT | train s / seed "
+              "| CPU s / seed | measured on |")
+        print("|---|---|---:|---|---:|---|---|---|---:|---:|---|")
+    else:
+        print(f"{'profile':<8} {'dataset':<18} {'T':>3} {'method':<22} {'seeds':>5}  "
+              f"{'ACC':>14} {'MAA':>14} {'BWT':>14} {'train s/seed':>13} {'CPU s/seed':>11}")
     for r in rows:
-        cells = "".join(f" {r[k]:7.2f} ± {r[k + '_std']:4.2f}" for k in ("acc", "maa", "bwt"))
         cpu = r["train_cpu_seconds_per_seed"]
-        times = f" {r['train_seconds_per_seed']:13.0f} {'-' if cpu is None else f'{cpu:.0f}':>11}"
+        cpu_text = "-" if cpu is None else f"{cpu:.0f}"
+        if args.markdown:
+            cells = " | ".join(f"{r[k]:.2f} ± {r[k + '_std']:.2f}" for k in ("acc", "maa", "bwt"))
+            print(f"| {r['profile']} | {r['dataset']} | {r['tasks']} | {r['method']} | "
+                  f"{len(r['seeds'])} | {cells} | {r['train_seconds_per_seed']:.0f} | "
+                  f"{cpu_text} | {'; '.join(r['measured_on'])} |")
+            continue
+        cells = "".join(f" {r[k]:7.2f} ± {r[k + '_std']:4.2f}" for k in ("acc", "maa", "bwt"))
+        times = f" {r['train_seconds_per_seed']:13.0f} {cpu_text:>11}"
         print(f"{r['profile']:<8} {r['dataset']:<18} {r['tasks']:>3} {r['method']:<22} "
               f"{len(r['seeds']):>5} {cells}{times}")
     return 0
@@ -170,6 +182,8 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_show)
     m = sub.add_parser("summarize", help="mean ± std over seeds of all records under a folder")
     m.add_argument("root", nargs="?", default="runs")
+    m.add_argument("--markdown", action="store_true",
+                   help="a markdown table, with the machine each group was timed on")
     m.set_defaults(func=cmd_summarize)
     return p
 

@@ -135,10 +135,17 @@ def group_key(record: dict[str, Any]) -> tuple[str, str, int, str]:
     return (c["profile"], c["data"]["dataset"], c["data"]["num_tasks"], method)
 
 
+def machine_of(record: dict[str, Any]) -> str:
+    """Where a record's timings were measured: GPU or CPU model (``?`` in records before
+    2026-12-01, which lack it) and the torch thread count."""
+    env = record["environment"]
+    return f"{env.get('gpu') or env.get('cpu', '?')}, {env.get('torch_threads', '?')} threads"
+
+
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (profile, data set, T, method): ACC / MAA / BWT mean and std over seeds,
     recomputed from the accuracy matrices, plus the mean training time (wall clock, and CPU time
-of all threads where the records have it) per seed."""
+    of all threads where the records have it) per seed and where it was measured."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(group_key(r), []).append(r)
@@ -162,6 +169,7 @@ of all threads where the records have it) per seed."""
         row["train_cpu_seconds_per_seed"] = (  # records from before 2026-12-01 have none
             statistics.fmean(sum(c) for c in cpu) if all(None not in c for c in cpu) else None
         )
+        row["measured_on"] = sorted({machine_of(r) for r in recs})
         rows.append(row)
     return rows
 

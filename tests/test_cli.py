@@ -34,6 +34,12 @@ def test_run_show_summarize(tmp_path, capsys):
     tasks = json.loads(record.read_text())["tasks"]
     wall, cpu = (sum(t[k] for t in tasks) for k in ("train_seconds", "train_cpu_seconds"))
     assert out.rstrip().endswith(f"{wall:13.0f} {cpu:11.0f}")
+    assert main(["summarize", str(tmp_path), "--markdown"]) == 0
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row == (f"| smoke | synthetic | 2 | finetune | 1 | {m['acc']:.2f} ± 0.00 | "
+                   f"{m['maa']:.2f} ± 0.00 | {m['bwt']:.2f} ± 0.00 | {wall:.0f} | {cpu:.0f} | "
+                   f"{cpu_name}, {json.loads(record.read_text())['environment']['torch_threads']}"
+                   " threads |")
 
 
 def test_user_errors_exit_2_with_one_line(tmp_path):
