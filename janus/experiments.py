@@ -17,6 +17,7 @@ from typing import Any
 from janus.config import RunConfig, apply_overrides
 from janus.config import profile as make_profile
 from janus.errors import ConfigError, DataNotFoundError, WeightsNotFoundError
+from janus.methods import METHODS
 from janus.results import paper_numbers, summarize
 from janus.trainer import run
 
@@ -196,6 +197,49 @@ FIG2_VARIANTS: dict[str, Variant] = {
 }
 """Janus-LoRA Fig. 2 ("standard optimization" vs GR) plus the references around it; DML is
 off except in the full model so that the geometry is compared on the same loss."""
+
+
+SEQLORA_MINI_VARIANTS: dict[str, Variant] = {
+    "continual-alternating": Variant("Continual Alternating (1 epoch)", "continual-alternating",
+                                     {}, "continual-alternating-e1"),
+    "seqlora": Variant("SeqLoRA (1 epoch)", "seqlora", {}, "seqlora-e1"),
+}
+"""SeqLoRA and Continual Alternating as their ``mini`` evidence runs them: one epoch per task
+(22.6x / 15.7x a LoRA step: ``docs/methods/seqlora.md``, "At mini scale")."""
+
+ONE_EPOCH = ("train.epochs=1",)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of an evidence plan."""
+
+    variant: Variant
+    seed: int
+    overrides: tuple[str, ...] = ()
+
+
+def evidence_plan(seeds: Sequence[int] = (0, 1, 2)) -> list[PlannedRun]:
+    """Every run record behind the committed ``mini`` evidence, most needed first: each
+    registered method with its defaults (Table 2; SeqLoRA and Continual Alternating in one
+    epoch), then the ablation variants of Janus Table 1, SD-LoRA Table 4, Fig. 6, Table 5 and
+    ``memory=union``. Fig. 2 and Fig. 7 keep their own records (their notebooks run them)."""
+    plan = [PlannedRun(Variant(m, m), s) for m in METHODS if m not in SEQLORA_MINI_VARIANTS
+            for s in seeds]
+    groups: list[tuple[Iterable[Variant], tuple[str, ...]]] = [
+        (SEQLORA_MINI_VARIANTS.values(), ONE_EPOCH),
+        (TABLE1_VARIANTS.values(), ()),
+        (SDLORA_TABLE4_VARIANTS.values(), ()),
+        (FIG6_VARIANTS.values(), ()),
+        (TABLE5_VARIANTS.values(), ONE_EPOCH),
+        ([janus_variant("memory=union", "janus-union", memory="union")], ()),
+    ]
+    for variants, overrides in groups:
+        plan += [PlannedRun(v, s, overrides) for v in variants for s in seeds]
+    unique: dict[tuple, PlannedRun] = {}
+    for p in plan:  # variants that are a method's defaults appear once (first place)
+        unique.setdefault((p.variant.key, p.seed, p.overrides), p)
+    return list(unique.values())
 
 
 def run_sweep(

@@ -11,11 +11,14 @@ from janus.experiments import (
     FIG2_VARIANTS,
     FIG6_VARIANTS,
     FIG7_VARIANTS,
+    ONE_EPOCH,
     SDLORA_TABLE4_VARIANTS,
+    SEQLORA_MINI_VARIANTS,
     TABLE1_VARIANTS,
     TABLE3_BENCHMARKS,
     TABLE5_VARIANTS,
     best_verdicts,
+    evidence_plan,
     make_config,
     paper_comparison,
     run_table3,
@@ -251,3 +254,50 @@ def test_with_paper_and_best_verdicts():
     lines = best_verdicts(rows, "janus-lora", ["acc", "maa"])
     assert len(lines) == 2 and all(line.split(": ", 1)[1].startswith("holds") for line in lines)
     assert best_verdicts(rows[:1], "janus-lora")[0].startswith("not tested")
+
+
+def test_evidence_plan_covers_every_method_and_variant_once():
+    plan = evidence_plan((0, 1))
+    keys = [(p.variant.key, p.seed, p.overrides) for p in plan]
+    assert len(keys) == len(set(keys))
+    defaults = {p.variant.method for p in plan if p.variant.label is None}
+    assert defaults == set(METHODS) - set(SEQLORA_MINI_VARIANTS)  # every method, paper defaults
+    one_epoch = {p.variant.key for p in plan if p.overrides == ONE_EPOCH}
+    assert one_epoch == {"seqlora-e1", "continual-alternating-e1", "lora-gpm-e1", "janus-oe-e1"}
+    for group in (TABLE1_VARIANTS, SDLORA_TABLE4_VARIANTS, FIG6_VARIANTS, TABLE5_VARIANTS):
+        assert {v.key for v in group.values()} <= {k for k, _, _ in keys}
+    assert sum(k == "finetune" for k, _, _ in keys) == 2  # Table 1 row 1 is not run twice
+    assert [p.seed for p in plan[:2]] == [0, 1]
+
+
+def load_script(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "results" / name
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_evidence_lists_shards_and_skips_finished_runs(tmp_path, monkeypatch, capsys):
+    from janus.experiments import PlannedRun, Variant
+
+    script = load_script("run_evidence.py")
+    small = ["data.num_tasks=2", "train.max_steps_per_task=1"]
+    plan = [PlannedRun(Variant(m, m), 0, tuple(small)) for m in ("finetune", "janus-lora")]
+    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan)
+    base = ["--profile", "smoke", "--out", str(tmp_path)]
+    assert script.main(base + ["--list"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "0 of 2 runs done"
+    assert script.main(base + ["--shard", "1/2"]) == 0  # the second pending run only
+    out = capsys.readouterr().out
+    assert "shard 1/2: 1 of 2 pending runs" in out and "janus-lora seed 0: ACC" in out
+    assert script.main(base + ["--list"]) == 0
+    listed = capsys.readouterr().out
+    assert "pending finetune seed 0" in listed and "done    janus-lora seed 0" in listed
+    assert script.main(base) == 0
+    assert "shard 0/1: 1 of 1 pending runs" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script.main(base + ["--shard", "2/2"])
