@@ -15,3 +15,8 @@ class DataNotFoundError(JanusError, FileNotFoundError):
 
 class WeightsNotFoundError(JanusError, FileNotFoundError):
     """Backbone weights (hub or local file) cannot be loaded."""
+
+
+class RunBusyError(JanusError):
+    """Another process is running the same run (its folder is locked)."""
+

@@ -15,7 +15,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from janus import metrics
 from janus.backbones import checkpoint_sha256
 from janus.config import RunConfig
 from janus.data.stream import ClassIncrementalStream, Task, build_stream
-from janus.errors import ConfigError, JanusError
+from janus.errors import ConfigError, JanusError, RunBusyError
 from janus.methods import Method, TaskContext, build_method
 from janus.model import ContinualViT, build_model
 from janus.results import (
@@ -40,6 +40,7 @@ from janus.results import (
 )
 
 CHECKPOINT_NAME = "checkpoint.pt"
+LOCK_NAME = ".lock"
 MACHINE_FIELDS = (("data", "root"), ("data", "num_workers"), ("train", "device"))
 """Config fields that may differ between an interrupted run and its resumption."""
 
@@ -374,6 +375,34 @@ def run(
     ``force``; an unfinished one is continued with ``resume`` or restarted with ``force``.
     """
     out_dir = run_dir(cfg, out_root)
+    with run_lock(out_dir):
+        return _run_locked(cfg, out_dir, resume=resume, force=force, progress=progress)
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` (``.lock``, released when the process ends), so
+    that two processes never write the same record and checkpoint."""
+    import fcntl  # POSIX
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / LOCK_NAME, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusyError(
+                f"another process is running {out_dir}; wait for it to finish, or stop it and "
+                f"pass --resume to continue from its last finished task"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_locked(
+    cfg: RunConfig, out_dir: Path, *, resume: bool, force: bool, progress: bool
+) -> dict[str, Any]:
     rec_path, ckpt = out_dir / RECORD_NAME, out_dir / CHECKPOINT_NAME
     if not force and rec_path.exists():
         old = json.loads(rec_path.read_text())

@@ -17,7 +17,7 @@ import json
 import sys
 import time
 
-from janus.errors import JanusError
+from janus.errors import JanusError, RunBusyError
 from janus.experiments import PlannedRun, evidence_plan, make_config
 from janus.results import RECORD_NAME
 from janus.trainer import comparable, run, run_dir
@@ -77,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"shard {k}/{n}: {len(mine)} of {len(pending)} pending runs", flush=True)
     for i, p in enumerate(mine, 1):
         start = time.perf_counter()
-        record = run(config_of(p, args), args.out, resume=True, progress=False)
+        try:
+            record = run(config_of(p, args), args.out, resume=True, progress=False)
+        except RunBusyError:  # another queue has it
+            print(f"[{i}/{len(mine)}] {p.variant.key} seed {p.seed}: skipped, running elsewhere")
+            continue
         m = record["metrics"]
         print(f"[{i}/{len(mine)}] {p.variant.key} seed {p.seed}: ACC {m['acc']:.2f} "
               f"MAA {m['maa']:.2f} BWT {m['bwt']:.2f} ({time.perf_counter() - start:.0f} s)",

@@ -301,3 +301,19 @@ def test_run_evidence_lists_shards_and_skips_finished_runs(tmp_path, monkeypatch
     assert "shard 0/1: 1 of 1 pending runs" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         script.main(base + ["--shard", "2/2"])
+
+
+def test_run_evidence_skips_a_run_that_another_queue_holds(tmp_path, monkeypatch, capsys):
+    from janus.errors import RunBusyError
+    from janus.experiments import PlannedRun, Variant
+
+    script = load_script("run_evidence.py")
+    plan = [PlannedRun(Variant("a", "finetune"), 0)]
+    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan)
+
+    def busy(*args, **kwargs):
+        raise RunBusyError("another process is running it")
+
+    monkeypatch.setattr(script, "run", busy)
+    assert script.main(["--profile", "smoke", "--out", str(tmp_path)]) == 0
+    assert "finetune seed 0: skipped, running elsewhere" in capsys.readouterr().out

@@ -1,15 +1,23 @@
 """End-to-end runs of the one training loop: records, forgetting, resume, clear errors."""
 
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from janus import metrics
 from janus.config import apply_overrides, profile
-from janus.errors import ConfigError, DataNotFoundError, JanusError, WeightsNotFoundError
+from janus.errors import (
+    ConfigError,
+    DataNotFoundError,
+    JanusError,
+    RunBusyError,
+    WeightsNotFoundError,
+)
 from janus.methods import METHODS
 from janus.results import metrics_of, read_record
-from janus.trainer import run, run_dir
+from janus.trainer import LOCK_NAME, run, run_dir
 
 
 def tiny(*overrides):
@@ -117,3 +125,24 @@ def test_bad_input_gives_one_clear_error(tmp_path, monkeypatch, overrides, error
     monkeypatch.delenv("JANUS_DATA", raising=False)
     with pytest.raises(error, match=message):
         run(tiny(*overrides), tmp_path, progress=False)
+
+
+def test_a_run_in_progress_elsewhere_is_refused_not_overwritten(tmp_path):
+    """Two processes never write the same run: the second is told the run is busy."""
+    cfg = profile("smoke")
+    cfg.data.num_tasks, cfg.train.max_steps_per_task = 2, 1
+    out_dir = run_dir(cfg, tmp_path)
+    out_dir.mkdir(parents=True)
+    holder = subprocess.Popen(  # another process holds the run's lock
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+         str(out_dir / LOCK_NAME)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunBusyError, match="another process is running"):
+            run(cfg, tmp_path, resume=True, progress=False)
+        assert not (out_dir / "record.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run(cfg, tmp_path, progress=False)["status"] == "complete"  # free again
