@@ -1,13 +1,13 @@
 """Run (or finish) every record behind the committed evidence of a profile, resumably.
 
-    python results/run_evidence.py --list                      # what is done, what is pending
-    OMP_NUM_THREADS=1 python results/run_evidence.py --shard 0/2 &   # two 1-thread queues side
-    OMP_NUM_THREADS=1 python results/run_evidence.py --shard 1/2 &   # by side on a 2-core CPU
+    python results/run_evidence.py --list                  # what is done, what is pending
+    OMP_NUM_THREADS=1 python results/run_evidence.py &     # two 1-thread queues side by side
+    OMP_NUM_THREADS=1 python results/run_evidence.py &     # on a 2-core CPU
 
 The plan is :func:`janus.experiments.evidence_plan`. Finished runs are skipped, interrupted
-ones resumed from their last finished task; ``--shard k/n`` takes every n-th pending run from
-the k-th on (pending when the command starts), so n queues started together share the work.
-Records go to ``<out>/<profile>/...`` as with ``janus run``.
+ones resumed from their last finished task, and a run that another process holds (each run
+locks its folder) is left to it, so several copies share the plan without a split. Records go
+to ``<out>/<profile>/...`` as with ``janus run``.
 """
 
 from __future__ import annotations
@@ -40,23 +40,12 @@ def is_complete(p: PlannedRun, args: argparse.Namespace) -> bool:
         cfg.to_dict())
 
 
-def shard(text: str) -> tuple[int, int]:
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard takes k/n, e.g. 0/2; got {text!r}") from None
-    if not 0 <= k < n:
-        raise argparse.ArgumentTypeError(f"--shard k/n needs 0 <= k < n; got {text!r}")
-    return k, n
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="mini")
     ap.add_argument("--out", default="results")
     ap.add_argument("--data-root", help="default: $JANUS_DATA")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--shard", type=shard, default=(0, 1), metavar="k/n")
     ap.add_argument("--list", action="store_true", help="print the plan and its state, run nothing")
     args = ap.parse_args(argv)
     plan = evidence_plan(args.seeds)
@@ -72,18 +61,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'done   ' if done[id(p)] else 'pending'} {p.variant.key} seed {p.seed}{extra}")
         print(f"{len(plan) - len(pending)} of {len(plan)} runs done")
         return 0
-    k, n = args.shard
-    mine = pending[k::n]
-    print(f"shard {k}/{n}: {len(mine)} of {len(pending)} pending runs", flush=True)
-    for i, p in enumerate(mine, 1):
+    print(f"{len(pending)} pending runs", flush=True)
+    for i, p in enumerate(pending, 1):
         start = time.perf_counter()
         try:
             record = run(config_of(p, args), args.out, resume=True, progress=False)
         except RunBusyError:  # another queue has it
-            print(f"[{i}/{len(mine)}] {p.variant.key} seed {p.seed}: skipped, running elsewhere")
+            print(f"[{i}/{len(pending)}] {p.variant.key} seed {p.seed}: skipped, running elsewhere",
+                  flush=True)
             continue
         m = record["metrics"]
-        print(f"[{i}/{len(mine)}] {p.variant.key} seed {p.seed}: ACC {m['acc']:.2f} "
+        print(f"[{i}/{len(pending)}] {p.variant.key} seed {p.seed}: ACC {m['acc']:.2f} "
               f"MAA {m['maa']:.2f} BWT {m['bwt']:.2f} ({time.perf_counter() - start:.0f} s)",
               flush=True)
     return 0

@@ -281,26 +281,24 @@ def load_script(name):
     return module
 
 
-def test_run_evidence_lists_shards_and_skips_finished_runs(tmp_path, monkeypatch, capsys):
+def test_run_evidence_lists_runs_and_skips_finished_ones(tmp_path, monkeypatch, capsys):
     from janus.experiments import PlannedRun, Variant
 
     script = load_script("run_evidence.py")
-    small = ["data.num_tasks=2", "train.max_steps_per_task=1"]
-    plan = [PlannedRun(Variant(m, m), 0, tuple(small)) for m in ("finetune", "janus-lora")]
-    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan)
+    small = ("data.num_tasks=2", "train.max_steps_per_task=1")
+    plan = [PlannedRun(Variant(m, m), 0, small) for m in ("finetune", "janus-lora")]
+    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan[1:])
     base = ["--profile", "smoke", "--out", str(tmp_path)]
-    assert script.main(base + ["--list"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "0 of 2 runs done"
-    assert script.main(base + ["--shard", "1/2"]) == 0  # the second pending run only
-    out = capsys.readouterr().out
-    assert "shard 1/2: 1 of 2 pending runs" in out and "janus-lora seed 0: ACC" in out
+    assert script.main(base) == 0  # janus-lora only
+    assert "janus-lora seed 0: ACC" in capsys.readouterr().out
+    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan)
     assert script.main(base + ["--list"]) == 0
     listed = capsys.readouterr().out
     assert "pending finetune seed 0" in listed and "done    janus-lora seed 0" in listed
+    assert listed.splitlines()[-1] == "1 of 2 runs done"
     assert script.main(base) == 0
-    assert "shard 0/1: 1 of 1 pending runs" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        script.main(base + ["--shard", "2/2"])
+    out = capsys.readouterr().out
+    assert "1 pending runs" in out and "finetune seed 0: ACC" in out and "janus-lora" not in out
 
 
 def test_run_evidence_skips_a_run_that_another_queue_holds(tmp_path, monkeypatch, capsys):
