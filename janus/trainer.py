@@ -382,11 +382,14 @@ def run(
 @contextlib.contextmanager
 def run_lock(out_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``out_dir`` (``.lock``, released when the process ends), so
-    that two processes never write the same record and checkpoint."""
+    that two processes never write the same record and checkpoint. Folders made only for the
+    lock are removed again if the run wrote nothing (e.g. its data were missing)."""
     import fcntl  # POSIX
 
+    made = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / LOCK_NAME, "a+") as handle:
+    lock = out_dir / LOCK_NAME
+    with open(lock, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -397,6 +400,11 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         try:
             yield
         finally:
+            if made and [p.name for p in out_dir.iterdir()] == [LOCK_NAME]:
+                lock.unlink()
+                with contextlib.suppress(OSError):  # not empty: another run wrote there
+                    for d in made:
+                        d.rmdir()
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -146,3 +146,12 @@ def test_a_run_in_progress_elsewhere_is_refused_not_overwritten(tmp_path):
         holder.kill()
         holder.wait()
     assert run(cfg, tmp_path, progress=False)["status"] == "complete"  # free again
+
+
+def test_a_run_that_cannot_start_leaves_no_folders(tmp_path):
+    cfg = profile("smoke")
+    cfg.data.num_tasks, cfg.train.max_steps_per_task = 2, 1
+    cfg.method.name = "no-such-method"
+    with pytest.raises(ConfigError):
+        run(cfg, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
