@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -140,8 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         "shape": args.shape, "model": model_cfg.__dict__, "rank": rank, "batch": batch,
         "device": str(device), "variants": args.variants, "rounds": args.rounds,
         "steps": args.steps,
-        "environment": environment(str(device)), "processor": platform.processor(),
-        "rows": rows,
+        "environment": environment(str(device)), "rows": rows,
     }
     suffix = "" if args.variants == "janus" else f"-{args.variants}"
     out = Path(args.out) / f"{args.shape}-{device.type}-b{batch}{suffix}.json"

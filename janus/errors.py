@@ -19,4 +19,3 @@ class WeightsNotFoundError(JanusError, FileNotFoundError):
 
 class RunBusyError(JanusError):
     """Another process is running the same run (its folder is locked)."""
-

@@ -82,6 +82,15 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     return c
 
 
+def made_with(record: dict[str, Any], cfg: RunConfig) -> bool:
+    """Whether a stored record was made with this config (machine fields aside) on the same
+    backbone weights: the condition for reusing or resuming it."""
+    sha = checkpoint_sha256(cfg.model)
+    return comparable(record["config"]) == comparable(cfg.to_dict()) and (
+        record.get("checkpoint_sha256", sha) == sha  # the same config on other weights
+    )
+
+
 def make_optimizer(cfg: RunConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
     t = cfg.train
     if not any(g["params"] for g in groups):
@@ -414,10 +423,7 @@ def _run_locked(
     rec_path, ckpt = out_dir / RECORD_NAME, out_dir / CHECKPOINT_NAME
     if not force and rec_path.exists():
         old = json.loads(rec_path.read_text())
-        sha = checkpoint_sha256(cfg.model)
-        same = comparable(old["config"]) == comparable(cfg.to_dict()) and (
-            old.get("checkpoint_sha256", sha) == sha  # the same config on other weights
-        )
+        same = made_with(old, cfg)
         if old.get("status") == "complete" and same:
             return old
         if not same:

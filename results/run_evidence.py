@@ -20,7 +20,7 @@ import time
 from janus.errors import JanusError, RunBusyError
 from janus.experiments import PlannedRun, evidence_plan, make_config
 from janus.results import RECORD_NAME
-from janus.trainer import comparable, run, run_dir
+from janus.trainer import made_with, run, run_dir
 
 
 def config_of(p: PlannedRun, args: argparse.Namespace):
@@ -36,8 +36,7 @@ def is_complete(p: PlannedRun, args: argparse.Namespace) -> bool:
     if not path.is_file():
         return False
     old = json.loads(path.read_text())
-    return old.get("status") == "complete" and comparable(old["config"]) == comparable(
-        cfg.to_dict())
+    return old.get("status") == "complete" and made_with(old, cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
