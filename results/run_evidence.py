@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{i}/{len(pending)}] {p.variant.key} seed {p.seed}: skipped, running elsewhere",
                   flush=True)
             continue
+        except JanusError as e:  # missing data or weights, a changed config: say so, stop
+            print(f"error: {p.variant.key} seed {p.seed}: {e}", file=sys.stderr)
+            return 2
         m = record["metrics"]
         print(f"[{i}/{len(pending)}] {p.variant.key} seed {p.seed}: ACC {m['acc']:.2f} "
               f"MAA {m['maa']:.2f} BWT {m['bwt']:.2f} ({time.perf_counter() - start:.0f} s)",

@@ -315,3 +315,12 @@ def test_run_evidence_skips_a_run_that_another_queue_holds(tmp_path, monkeypatch
     monkeypatch.setattr(script, "run", busy)
     assert script.main(["--profile", "smoke", "--out", str(tmp_path)]) == 0
     assert "finetune seed 0: skipped, running elsewhere" in capsys.readouterr().out
+
+
+def test_run_evidence_reports_missing_data_in_one_line(tmp_path, capsys):
+    script = load_script("run_evidence.py")
+    code = script.main(["--profile", "mini", "--out", str(tmp_path),
+                        "--data-root", str(tmp_path / "no-data"), "--seeds", "0"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "no-data" in err[0]
