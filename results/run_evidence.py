@@ -1,6 +1,7 @@
 """Run (or finish) every record behind the committed evidence of a profile, resumably.
 
     python results/run_evidence.py --list                  # what is done, what is pending
+    python results/run_evidence.py --only lora-gpm-e1      # just these variants, plan order
     OMP_NUM_THREADS=1 python results/run_evidence.py &     # two 1-thread queues side by side
     OMP_NUM_THREADS=1 python results/run_evidence.py &     # on a 2-core CPU
 
@@ -45,9 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results")
     ap.add_argument("--data-root", help="default: $JANUS_DATA")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--only", nargs="+", metavar="VARIANT",
+                    help="run (or list) only these variants of the plan, e.g. lora-gpm-e1")
     ap.add_argument("--list", action="store_true", help="print the plan and its state, run nothing")
     args = ap.parse_args(argv)
     plan = evidence_plan(args.seeds)
+    if args.only:
+        unknown = sorted(set(args.only) - {p.variant.key for p in plan})
+        if unknown:
+            print(f"error: {', '.join(unknown)} not in the plan; `--list` shows its variants",
+                  file=sys.stderr)
+            return 2
+        plan = [p for p in plan if p.variant.key in args.only]
     try:
         done = {id(p): is_complete(p, args) for p in plan}
     except JanusError as e:

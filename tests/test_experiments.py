@@ -324,3 +324,18 @@ def test_run_evidence_reports_missing_data_in_one_line(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "no-data" in err[0]
+
+
+def test_run_evidence_only_restricts_the_plan_and_rejects_unknown_variants(tmp_path, monkeypatch,
+                                                                            capsys):
+    from janus.experiments import PlannedRun, Variant
+
+    script = load_script("run_evidence.py")
+    plan = [PlannedRun(Variant(m, m), s) for m in ("finetune", "janus-lora") for s in (0, 1)]
+    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan)
+    base = ["--profile", "smoke", "--out", str(tmp_path), "--list"]
+    assert script.main(base + ["--only", "janus-lora"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed == ["pending janus-lora seed 0", "pending janus-lora seed 1", "0 of 2 runs done"]
+    assert script.main(base + ["--only", "janus-lora", "no-such"]) == 2
+    assert capsys.readouterr().err.startswith("error: no-such not in the plan")

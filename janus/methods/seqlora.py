@@ -67,12 +67,20 @@ def seqlora_iteration(
     Continual Alternating.
     """
     A0, B0 = tuple(a.detach() for a in A), tuple(b.detach() for b in B)
-    with torch.no_grad():
-        loss0 = float(loss_fn(A0, B0))
-    if cross_hessian:
-        grad_A0, H = geo.cross_hessian_operator(loss_fn, A0, B0)  # line 9 and line 17's point
+    seen: list[float] = []
+
+    def loss_at_start(A_: Sequence[torch.Tensor], B_: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``loss_fn``, keeping the value of its first call: line 9's, at ``(A^(k), B^(k))``."""
+        value = loss_fn(A_, B_)
+        if not seen:
+            seen.append(float(value.detach()))
+        return value
+
+    if cross_hessian:  # line 9 and line 17's point
+        grad_A0, H = geo.cross_hessian_operator(loss_at_start, A0, B0)
     else:
-        grad_A0 = geo.partial_grads(loss_fn, A0, B0)[0]
+        grad_A0 = geo.partial_grads(loss_at_start, A0, B0)[0]
+    loss0 = seen[0]
     A_tilde = tuple(a - alpha * g for a, g in zip(A0, grad_A0, strict=True))  # line 9
     Bs = B0
     for _ in range(b_steps):  # lines 13-21
