@@ -207,6 +207,10 @@ SEQLORA_MINI_VARIANTS: dict[str, Variant] = {
 """SeqLoRA and Continual Alternating as their ``mini`` evidence runs them: one epoch per task
 (22.6x / 15.7x a LoRA step: ``docs/methods/seqlora.md``, "At mini scale")."""
 
+ONE_EPOCH_CONTROL = Variant("Finetune (1 epoch)", "finetune", {}, "finetune-e1")
+"""Sequential LoRA fine-tuning for one epoch per task: the control of the one-epoch SeqLoRA /
+Continual Alternating runs, for how much of their result is the shorter training alone."""
+
 ONE_EPOCH = ("train.epochs=1",)
 
 
@@ -227,7 +231,7 @@ def evidence_plan(seeds: Sequence[int] = (0, 1, 2)) -> list[PlannedRun]:
     plan = [PlannedRun(Variant(m, m), s) for m in METHODS if m not in SEQLORA_MINI_VARIANTS
             for s in seeds]
     groups: list[tuple[Iterable[Variant], tuple[str, ...]]] = [
-        (SEQLORA_MINI_VARIANTS.values(), ONE_EPOCH),
+        ([*SEQLORA_MINI_VARIANTS.values(), ONE_EPOCH_CONTROL], ONE_EPOCH),
         (TABLE1_VARIANTS.values(), ()),
         (SDLORA_TABLE4_VARIANTS.values(), ()),
         (FIG6_VARIANTS.values(), ()),

@@ -263,7 +263,8 @@ def test_evidence_plan_covers_every_method_and_variant_once():
     defaults = {p.variant.method for p in plan if p.variant.label is None}
     assert defaults == set(METHODS) - set(SEQLORA_MINI_VARIANTS)  # every method, paper defaults
     one_epoch = {p.variant.key for p in plan if p.overrides == ONE_EPOCH}
-    assert one_epoch == {"seqlora-e1", "continual-alternating-e1", "lora-gpm-e1", "janus-oe-e1"}
+    assert one_epoch == {"seqlora-e1", "continual-alternating-e1", "finetune-e1", "lora-gpm-e1",
+                         "janus-oe-e1"}
     for group in (TABLE1_VARIANTS, SDLORA_TABLE4_VARIANTS, FIG6_VARIANTS, TABLE5_VARIANTS):
         assert {v.key for v in group.values()} <= {k for k, _, _ in keys}
     assert sum(k == "finetune" for k, _, _ in keys) == 2  # Table 1 row 1 is not run twice
