@@ -340,3 +340,17 @@ def test_run_evidence_only_restricts_the_plan_and_rejects_unknown_variants(tmp_p
     assert listed == ["pending janus-lora seed 0", "pending janus-lora seed 1", "0 of 2 runs done"]
     assert script.main(base + ["--only", "janus-lora", "no-such"]) == 2
     assert capsys.readouterr().err.startswith("error: no-such not in the plan")
+
+
+def test_run_variants_prints_the_records_training_time_also_when_reused(tmp_path, capsys):
+    from janus.experiments import Variant, run_variants
+
+    small = ["data.num_tasks=2", "train.max_steps_per_task=1"]
+    args = ([Variant("Finetune", "finetune")], [0], tmp_path)
+    (record,) = run_variants(*args, profile="smoke", overrides=small)
+    trained = sum(t["train_seconds"] for t in record["tasks"])
+    first = capsys.readouterr().out
+    assert first.startswith("Finetune         seed 0: ACC")
+    assert f"(trained in {trained:.0f} s)" in first
+    run_variants(*args, profile="smoke", overrides=small)  # reused: same line, same time
+    assert capsys.readouterr().out == first
