@@ -42,7 +42,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def print_record(record: dict) -> None:
-    from janus.results import matrix_from_json, metrics_of
+    from janus.results import matrix_from_json, metrics_of, train_seconds
 
     acc = matrix_from_json(record["accuracy_matrix"])
     print("accuracy matrix A[t, i] (%), row t = after task t:")
@@ -52,7 +52,7 @@ def print_record(record: dict) -> None:
     if record.get("status") == "complete":
         m = metrics_of(record)
         print(f"ACC {m['acc']:.2f}  MAA {m['maa']:.2f}  BWT {m['bwt']:.2f}")
-    train = sum(t["train_seconds"] for t in record["tasks"])
+    train = train_seconds(record)
     cpu = [t.get("train_cpu_seconds") for t in record["tasks"]]
     cpu_text = "" if None in cpu else f" ({sum(cpu):.1f} s CPU time)"
     env = record["environment"]

@@ -17,7 +17,7 @@ from janus.config import RunConfig, apply_overrides
 from janus.config import profile as make_profile
 from janus.errors import ConfigError, DataNotFoundError, WeightsNotFoundError
 from janus.methods import METHODS
-from janus.results import paper_numbers, summarize
+from janus.results import paper_numbers, summarize, train_seconds
 from janus.trainer import run
 
 
@@ -145,9 +145,8 @@ def run_variants(
                               overrides=overrides, params=v.params, label=v.label)
             record = run(cfg, out, resume=True, progress=progress)
             m = record["metrics"]
-            trained = sum(t["train_seconds"] for t in record["tasks"])  # also for a reused run
             print(f"{v.name:<16} seed {seed}: ACC {m['acc']:6.2f}  MAA {m['maa']:6.2f}  "
-                  f"BWT {m['bwt']:7.2f}  (trained in {trained:.0f} s)")
+                  f"BWT {m['bwt']:7.2f}  (trained in {train_seconds(record):.0f} s)")  # also reused
             records.append(record)
     return records
 

@@ -142,6 +142,11 @@ def machine_of(record: dict[str, Any]) -> str:
     return f"{env.get('gpu') or env.get('cpu', '?')}, {env.get('torch_threads', '?')} threads"
 
 
+def train_seconds(record: dict[str, Any]) -> float:
+    """Wall-clock training time of a record, summed over its tasks (offline phases included)."""
+    return sum(t["train_seconds"] for t in record["tasks"])
+
+
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (profile, data set, T, method): ACC / MAA / BWT mean and std over seeds,
     recomputed from the accuracy matrices, plus the mean training time (wall clock, and CPU time
@@ -162,9 +167,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         for name in ("acc", "maa", "bwt"):
             agg = aggregate(m[name] for m in per_seed)
             row[name], row[f"{name}_std"] = agg.mean, agg.std
-        row["train_seconds_per_seed"] = statistics.fmean(
-            sum(t["train_seconds"] for t in r["tasks"]) for r in recs
-        )
+        row["train_seconds_per_seed"] = statistics.fmean(train_seconds(r) for r in recs)
         cpu = [[t.get("train_cpu_seconds") for t in r["tasks"]] for r in recs]
         row["train_cpu_seconds_per_seed"] = (  # records from before 2026-12-01 have none
             statistics.fmean(sum(c) for c in cpu) if all(None not in c for c in cpu) else None
