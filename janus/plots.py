@@ -38,10 +38,20 @@ def metric_bars(rows: list[dict[str, Any]], title: str) -> plt.Figure:
         ax.axvline(0, color="k", lw=0.5)
     axes[0].set_yticks(y, [r["method"] for r in rows])
     axes[0].invert_yaxis()
-    axes[-1].legend(loc="best")
     fig.suptitle(title)
     fig.tight_layout()
+    fig.legend(*_unique_handles(axes), loc="upper right", ncols=2, fontsize="small")
     return fig
+
+
+def _unique_handles(axes: np.ndarray) -> tuple[list[Any], list[str]]:
+    """Legend entries of all ``axes``, each label once (the paper's bars may be absent from
+    some panels, e.g. BWT, so no single panel's legend is complete)."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    return list(entries.values()), list(entries)
 
 
 def sweep_lines(
