@@ -4,6 +4,7 @@
     python results/run_evidence.py --only lora-gpm-e1      # just these variants, plan order
     OMP_NUM_THREADS=1 python results/run_evidence.py &     # two 1-thread queues side by side
     OMP_NUM_THREADS=1 python results/run_evidence.py &     # on a 2-core CPU
+    python results/run_evidence.py --only seqlora-e1 --progress   # batch bars on stderr
 
 The plan is :func:`janus.experiments.evidence_plan`. Finished runs are skipped, interrupted
 ones resumed from their last finished task, and a run that another process holds (each run
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="+", metavar="VARIANT",
                     help="run (or list) only these variants of the plan, e.g. lora-gpm-e1")
     ap.add_argument("--list", action="store_true", help="print the plan and its state, run nothing")
+    ap.add_argument("--progress", action="store_true",
+                    help="show each task's batch progress bar on stderr (default: a line per run)")
     args = ap.parse_args(argv)
     plan = evidence_plan(args.seeds)
     if args.only:
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, p in enumerate(pending, 1):
         start = time.perf_counter()
         try:
-            record = run(config_of(p, args), args.out, resume=True, progress=False)
+            record = run(config_of(p, args), args.out, resume=True, progress=args.progress)
         except RunBusyError:  # another queue has it
             print(f"[{i}/{len(pending)}] {p.variant.key} seed {p.seed}: skipped, running elsewhere",
                   flush=True)

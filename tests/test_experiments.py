@@ -318,6 +318,24 @@ def test_run_evidence_skips_a_run_that_another_queue_holds(tmp_path, monkeypatch
     assert "finetune seed 0: skipped, running elsewhere" in capsys.readouterr().out
 
 
+def test_run_evidence_passes_progress_to_the_run(tmp_path, monkeypatch):
+    from janus.experiments import PlannedRun, Variant
+
+    script = load_script("run_evidence.py")
+    plan = [PlannedRun(Variant("a", "finetune"), 0)]
+    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan)
+    seen = []
+
+    def fake_run(cfg, out, *, resume, progress):
+        seen.append(progress)
+        return {"metrics": {"acc": 1.0, "maa": 1.0, "bwt": 0.0}}
+
+    monkeypatch.setattr(script, "run", fake_run)
+    base = ["--profile", "smoke", "--out", str(tmp_path)]
+    assert script.main(base) == 0 and script.main(base + ["--progress"]) == 0
+    assert seen == [False, True]
+
+
 def test_run_evidence_reports_missing_data_in_one_line(tmp_path, capsys):
     script = load_script("run_evidence.py")
     code = script.main(["--profile", "mini", "--out", str(tmp_path),
