@@ -42,7 +42,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def print_record(record: dict) -> None:
-    from janus.results import matrix_from_json, metrics_of, train_seconds
+    from janus.results import (
+        machine_of,
+        matrix_from_json,
+        metrics_of,
+        train_cpu_seconds,
+        train_seconds,
+    )
 
     acc = matrix_from_json(record["accuracy_matrix"])
     print("accuracy matrix A[t, i] (%), row t = after task t:")
@@ -52,14 +58,10 @@ def print_record(record: dict) -> None:
     if record.get("status") == "complete":
         m = metrics_of(record)
         print(f"ACC {m['acc']:.2f}  MAA {m['maa']:.2f}  BWT {m['bwt']:.2f}")
-    train = train_seconds(record)
-    cpu = [t.get("train_cpu_seconds") for t in record["tasks"]]
-    cpu_text = "" if None in cpu else f" ({sum(cpu):.1f} s CPU time)"
-    env = record["environment"]
-    machine = env.get("gpu") or env.get("cpu")
-    where = env["device"] + (f" ({machine})" if machine else "")
-    print(f"training time {train:.1f} s{cpu_text} on {where}, "
-          f"{env.get('torch_threads', '?')} torch threads")
+    cpu = train_cpu_seconds(record)
+    cpu_text = "" if cpu is None else f" ({cpu:.1f} s CPU time)"
+    print(f"training time {train_seconds(record):.1f} s{cpu_text} on "
+          f"{record['environment']['device']} ({machine_of(record)})")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

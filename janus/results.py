@@ -147,6 +147,13 @@ def train_seconds(record: dict[str, Any]) -> float:
     return sum(t["train_seconds"] for t in record["tasks"])
 
 
+def train_cpu_seconds(record: dict[str, Any]) -> float | None:
+    """CPU time of all threads spent training, summed over the tasks; ``None`` for records
+    from before 2026-12-01, which lack it."""
+    cpu = [t.get("train_cpu_seconds") for t in record["tasks"]]
+    return None if None in cpu else sum(cpu)
+
+
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (profile, data set, T, method): ACC / MAA / BWT mean and std over seeds,
     recomputed from the accuracy matrices, plus the mean training time (wall clock, and CPU time
@@ -168,10 +175,8 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             agg = aggregate(m[name] for m in per_seed)
             row[name], row[f"{name}_std"] = agg.mean, agg.std
         row["train_seconds_per_seed"] = statistics.fmean(train_seconds(r) for r in recs)
-        cpu = [[t.get("train_cpu_seconds") for t in r["tasks"]] for r in recs]
-        row["train_cpu_seconds_per_seed"] = (  # records from before 2026-12-01 have none
-            statistics.fmean(sum(c) for c in cpu) if all(None not in c for c in cpu) else None
-        )
+        cpu = [train_cpu_seconds(r) for r in recs]
+        row["train_cpu_seconds_per_seed"] = None if None in cpu else statistics.fmean(cpu)
         row["measured_on"] = sorted({machine_of(r) for r in recs})
         rows.append(row)
     return rows

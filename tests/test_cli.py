@@ -26,8 +26,9 @@ def test_run_show_summarize(tmp_path, capsys):
     assert main(["show", str(record.parent)]) == 0
     shown = capsys.readouterr().out
     assert f"BWT {m['bwt']:.2f}" in shown
-    cpu_name = json.loads(record.read_text())["environment"]["cpu"]
-    assert f"on cpu ({cpu_name}), " in shown  # says on which machine the time was measured
+    env = json.loads(record.read_text())["environment"]
+    cpu_name = env["cpu"]
+    assert f"on cpu ({cpu_name}, {env['torch_threads']} threads)" in shown  # where it was timed
     assert main(["summarize", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"{m['acc']:7.2f} ± 0.00" in out

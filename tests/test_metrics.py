@@ -56,3 +56,16 @@ def test_upper_triangle_is_ignored_and_gaps_rejected():
         metrics.summary(broken)
     with pytest.raises(ValueError, match="square"):
         metrics.summary([[1.0, 2.0]])
+
+
+def test_training_times_and_machine_of_a_record_with_and_without_cpu_time():
+    from janus.results import machine_of, train_cpu_seconds, train_seconds
+
+    tasks = [{"train_seconds": 2.0, "train_cpu_seconds": 3.5},
+             {"train_seconds": 1.5, "train_cpu_seconds": 2.0}]
+    env = {"device": "cpu", "cpu": "Some CPU", "torch_threads": 2}
+    record = {"tasks": tasks, "environment": env}
+    assert train_seconds(record) == 3.5 and train_cpu_seconds(record) == 5.5
+    assert machine_of(record) == "Some CPU, 2 threads"
+    old = {"tasks": [{"train_seconds": 2.0}], "environment": {"device": "cpu"}}  # pre 2026-12-01
+    assert train_cpu_seconds(old) is None and machine_of(old) == "?, ? threads"
