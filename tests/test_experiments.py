@@ -256,6 +256,20 @@ def test_with_paper_and_best_verdicts():
     assert best_verdicts(rows[:1], "janus-lora")[0].startswith("not tested")
 
 
+def test_table2_runs_seqlora_in_one_epoch_beside_the_control_only_in_mini():
+    from janus.experiments import ONE_EPOCH_CONTROL, table2_variants
+
+    methods = ["finetune", "seqlora", "janus-lora", "continual-alternating"]
+    smoke = table2_variants("smoke", methods)
+    assert [(v.key, v.label, extra) for v, extra in smoke] == [(m, None, ()) for m in methods]
+    mini = table2_variants("mini", methods)
+    assert [(v.key, extra) for v, extra in mini] == [
+        ("finetune", ()), ("seqlora-e1", ONE_EPOCH), ("janus-lora", ()),
+        ("continual-alternating-e1", ONE_EPOCH), ("finetune-e1", ONE_EPOCH)]
+    assert mini[-1][0] is ONE_EPOCH_CONTROL and mini[1][0].method == "seqlora"
+    assert [v.key for v, _ in table2_variants("mini", ["finetune"])] == ["finetune"]  # no control
+
+
 def test_evidence_plan_covers_every_method_and_variant_once():
     plan = evidence_plan((0, 1))
     keys = [(p.variant.key, p.seed, p.overrides) for p in plan]
