@@ -139,7 +139,8 @@ def machine_of(record: dict[str, Any]) -> str:
     """Where a record's timings were measured: GPU or CPU model (``?`` in records before
     2026-12-01, which lack it) and the torch thread count."""
     env = record["environment"]
-    return f"{env.get('gpu') or env.get('cpu', '?')}, {env.get('torch_threads', '?')} threads"
+    threads = env.get("torch_threads", "?")
+    return f"{env.get('gpu') or env.get('cpu', '?')}, {threads} thread{'' if threads == 1 else 's'}"
 
 
 def train_seconds(record: dict[str, Any]) -> float:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from janus.cli import main
+from janus.results import machine_of
 
 
 def test_list_names_methods_datasets_profiles(capsys):
@@ -26,9 +27,8 @@ def test_run_show_summarize(tmp_path, capsys):
     assert main(["show", str(record.parent)]) == 0
     shown = capsys.readouterr().out
     assert f"BWT {m['bwt']:.2f}" in shown
-    env = json.loads(record.read_text())["environment"]
-    cpu_name = env["cpu"]
-    assert f"on cpu ({cpu_name}, {env['torch_threads']} threads)" in shown  # where it was timed
+    where = machine_of(json.loads(record.read_text()))
+    assert f"on cpu ({where})" in shown  # where it was timed
     assert main(["summarize", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"{m['acc']:7.2f} ± 0.00" in out
@@ -39,8 +39,7 @@ def test_run_show_summarize(tmp_path, capsys):
     row = capsys.readouterr().out.splitlines()[-1]
     assert row == (f"| smoke | synthetic | 2 | finetune | 1 | {m['acc']:.2f} ± 0.00 | "
                    f"{m['maa']:.2f} ± 0.00 | {m['bwt']:.2f} ± 0.00 | {wall:.0f} | {cpu:.0f} | "
-                   f"{cpu_name}, {json.loads(record.read_text())['environment']['torch_threads']}"
-                   " threads |")
+                   f"{where} |")
 
 
 def test_user_errors_exit_2_with_one_line(tmp_path):

@@ -67,5 +67,7 @@ def test_training_times_and_machine_of_a_record_with_and_without_cpu_time():
     record = {"tasks": tasks, "environment": env}
     assert train_seconds(record) == 3.5 and train_cpu_seconds(record) == 5.5
     assert machine_of(record) == "Some CPU, 2 threads"
+    one = {"tasks": tasks, "environment": {**env, "torch_threads": 1}}
+    assert machine_of(one) == "Some CPU, 1 thread"
     old = {"tasks": [{"train_seconds": 2.0}], "environment": {"device": "cpu"}}  # pre 2026-12-01
     assert train_cpu_seconds(old) is None and machine_of(old) == "?, ? threads"
