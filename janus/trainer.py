@@ -53,6 +53,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_sizes(cfg: RunConfig) -> None:
+    """Refuse sizes no run can train with (they would otherwise train zero steps silently)."""
+    t, d = cfg.train, cfg.data
+    counts = {"train.epochs": t.epochs, "data.batch_size": d.batch_size,
+              "data.eval_batch_size": d.eval_batch_size}
+    if t.max_steps_per_task is not None:
+        counts["train.max_steps_per_task"] = t.max_steps_per_task
+    for key, value in counts.items():
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key}={value!r} is impossible: it must be a whole number >= 1")
+    if not isinstance(t.lr, int | float) or not math.isfinite(t.lr) or t.lr <= 0:
+        raise ConfigError(f"train.lr={t.lr!r} is impossible: it must be a finite number > 0")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -144,6 +158,7 @@ class Run:
         self.out_dir = out_dir
         self.progress = progress
         self.observers = list(observers)
+        check_sizes(cfg)
         self.device = resolve_device(cfg.train.device)
         seed_everything(cfg.seed)
         self.stream: ClassIncrementalStream = build_stream(cfg, cfg.seed)

@@ -119,6 +119,11 @@ def test_records_name_the_backbone_weights(tmp_path):
          "does not exist"),
         (["method.params.k=3"], ConfigError, "has no parameter"),
         (["train.optimizer=rmsprop"], ConfigError, "train.optimizer"),
+        (["train.epochs=-1"], ConfigError, "train.epochs=-1 is impossible"),
+        (["train.max_steps_per_task=0"], ConfigError, "train.max_steps_per_task=0 is impossible"),
+        (["data.batch_size=2.5"], ConfigError, "data.batch_size=2.5 is impossible"),
+        (["train.lr=0"], ConfigError, "train.lr=0 is impossible"),
+        (["train.lr=1e999"], ConfigError, "train.lr=inf is impossible"),
     ],
 )
 def test_bad_input_gives_one_clear_error(tmp_path, monkeypatch, overrides, error, message):
