@@ -35,7 +35,16 @@ class DataConfig:
     """Seed of the train/test split for data sets without an official one."""
     batch_size: int = 128
     eval_batch_size: int = 256
-    num_workers: int = 0
+    num_workers: int | str = "auto"
+    """Loader worker processes, or ``auto`` (see :func:`janus.data.pipeline.resolve_workers`)."""
+    pipeline: str = "auto"
+    """``pil`` (torchvision transforms per image), ``device`` (decode once, augment batches on
+    the training device; photographs only) or ``auto`` (``device`` for photographs)."""
+    cache: str = "disk"
+    """Where the ``device`` pipeline keeps decoded image files: ``disk`` (memory-mapped, reused
+    by later runs) or ``memory``."""
+    cache_dir: str | None = None
+    """Folder of the disk cache; None means ``$JANUS_CACHE`` or ``~/.cache/janus``."""
 
 
 @dataclass
@@ -78,6 +87,9 @@ class TrainConfig:
     """Stop a task after this many optimizer steps (for quick checks)."""
     amp: bool = True
     """bf16 autocast on CUDA; ignored on CPU."""
+    compile: bool = False
+    """``torch.compile`` the backbone's forward (recompiled when a method adds hooks or
+    components); see ``benchmarks/README.md`` for what it measured."""
     device: str = "auto"
 
 

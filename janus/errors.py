@@ -19,3 +19,7 @@ class WeightsNotFoundError(JanusError, FileNotFoundError):
 
 class RunBusyError(JanusError):
     """Another process is running the same run (its folder is locked)."""
+
+
+class NonFiniteLossError(JanusError, FloatingPointError):
+    """Training diverged: a loss became infinite or NaN."""

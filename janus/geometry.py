@@ -183,8 +183,11 @@ def qr_retraction(V_tilde: torch.Tensor) -> torch.Tensor:
     return Q * signs
 
 
-def online_estimation_step(V: torch.Tensor, X: torch.Tensor, lr: float) -> torch.Tensor:
-    """Janus-LoRA Eq. 9-10: one OE step, ``qr_retraction(V - lr * grad_V L_recon(V))``."""
+def online_estimation_step(
+    V: torch.Tensor, X: torch.Tensor, lr: float | torch.Tensor
+) -> torch.Tensor:
+    """Janus-LoRA Eq. 9-10: one OE step, ``qr_retraction(V - lr * grad_V L_recon(V))``
+    (``lr`` a number or a 0-dim tensor)."""
     return qr_retraction(V - lr * reconstruction_gradient(X, V))
 
 

@@ -60,6 +60,15 @@ class ContinualViT(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits(self.features(images))
 
+    def compile_backbone(self) -> None:
+        """``torch.compile`` the ViT in place (state-dict keys unchanged). Dynamo is told to
+        guard on module hooks, so a hook a method adds later (activation captures, Gram
+        statistics) recompiles the graph instead of being skipped silently."""
+        import torch._dynamo
+
+        torch._dynamo.config.skip_nnmodule_hook_guards = False
+        self.vit.compile()
+
     def structure(self) -> dict[str, Any]:
         """Shapes needed to rebuild this model before loading a state dict (for resume)."""
         return {

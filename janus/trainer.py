@@ -26,8 +26,9 @@ from tqdm import tqdm
 from janus import metrics
 from janus.backbones import checkpoint_sha256
 from janus.config import RunConfig
-from janus.data.stream import ClassIncrementalStream, Task, build_stream
-from janus.errors import ConfigError, JanusError, RunBusyError
+from janus.data.stream import ClassIncrementalStream, Task, build_stream, resolve_pipeline
+from janus.devices import resolve_device
+from janus.errors import ConfigError, JanusError, NonFiniteLossError, RunBusyError
 from janus.methods import Method, TaskContext, build_method
 from janus.model import ContinualViT, build_model
 from janus.results import (
@@ -40,17 +41,14 @@ from janus.results import (
 )
 
 CHECKPOINT_NAME = "checkpoint.pt"
+SYNC_EVERY = 25
+"""Training steps between host synchronisations (finiteness check, progress bar)."""
 LOCK_NAME = ".lock"
-MACHINE_FIELDS = (("data", "root"), ("data", "num_workers"), ("train", "device"))
+MACHINE_FIELDS = (
+    ("data", "root"), ("data", "num_workers"), ("data", "cache"), ("data", "cache_dir"),
+    ("train", "device"),
+)
 """Config fields that may differ between an interrupted run and its resumption."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r} but CUDA is not available; use cpu or auto")
-    return torch.device(name)
 
 
 def check_sizes(cfg: RunConfig) -> None:
@@ -92,6 +90,9 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     c = json.loads(json.dumps(config))
     for section, key in MACHINE_FIELDS:
         c[section].pop(key, None)
+    data = c["data"]  # records written before data.pipeline existed used PIL transforms
+    data["pipeline"] = resolve_pipeline(data.get("pipeline", "pil"), data["dataset"])
+    c["train"].setdefault("compile", False)  # records from before train.compile
     c["method"].setdefault("label", None)  # records written before labels existed
     return c
 
@@ -161,9 +162,11 @@ class Run:
         check_sizes(cfg)
         self.device = resolve_device(cfg.train.device)
         seed_everything(cfg.seed)
-        self.stream: ClassIncrementalStream = build_stream(cfg, cfg.seed)
+        self.stream: ClassIncrementalStream = build_stream(cfg, cfg.seed, progress)
         self.method: Method = build_method(cfg)
         self.model: ContinualViT = build_model(cfg.model, cfg.lora).to(self.device)
+        if cfg.train.compile:
+            self.model.compile_backbone()
         self.backbone_keys = frozenset(self.model.state_dict())
         """The frozen backbone's entries, rebuilt from the config on resume, not checkpointed."""
         self.checkpoint_sha256 = checkpoint_sha256(cfg.model)
@@ -195,7 +198,6 @@ class Run:
         def step(images: torch.Tensor, targets: torch.Tensor, ctx: TaskContext) -> torch.Tensor:
             with self.autocast():
                 loss = method.loss(model, images, targets, ctx)
-            self.check_finite(loss, ctx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             method.after_backward(model, ctx)
@@ -218,15 +220,20 @@ class Run:
             obs.before_step(self, ctx)
         with self.autocast():
             loss = self.method.train_step(self.model, images, targets, ctx)
-        self.check_finite(loss, ctx)
         for obs in self.observers:
             obs.after_step(self, ctx)
         return loss
 
-    @staticmethod
-    def check_finite(loss: torch.Tensor, ctx: TaskContext) -> None:
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at task {ctx.index}, step {ctx.step}")
+    def check_finite(self, losses: list[torch.Tensor], first: int, ctx: TaskContext) -> None:
+        """Raise if any of ``losses`` (steps ``first``, ``first + 1``, ...) is not finite: one
+        host synchronisation for the whole window."""
+        if losses and not bool(torch.isfinite(torch.stack(losses)).all()):
+            bad = first + int((~torch.isfinite(torch.stack(losses))).nonzero()[0, 0])
+            raise NonFiniteLossError(
+                f"non-finite loss in task {ctx.index + 1} at step {bad + 1} (checked steps "
+                f"{first + 1}-{first + len(losses)} of {ctx.total_steps}); lower train.lr "
+                f"(now {self.cfg.train.lr:g}) or the method's step sizes"
+            )
 
     def train_task(self, t: int) -> dict[str, Any]:
         task = self.task(t)
@@ -246,7 +253,8 @@ class Run:
         for obs in self.observers:
             obs.before_task(self, ctx)
         step = self.method_step if method.owns_step else self.optimizer_step(ctx)
-        losses: list[float] = []
+        losses: list[torch.Tensor] = []
+        checked = 0
         images_seen = 0
         bar = tqdm(
             total=total, desc=f"task {t + 1}/{self.stream.num_tasks}", disable=not self.progress,
@@ -256,16 +264,20 @@ class Run:
         model.train()
         while ctx.step < total:
             for images, targets in loader:
-                images, targets = images.to(self.device), targets.to(self.device)
-                loss = step(images, targets, ctx)
-                losses.append(float(loss.detach()))
+                images = images.to(self.device, non_blocking=True)
+                targets = targets.to(self.device, non_blocking=True)
+                losses.append(step(images, targets, ctx).detach())
                 images_seen += len(images)
                 ctx.step += 1
-                bar.update()
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                if ctx.step % SYNC_EVERY == 0 or ctx.step >= total:
+                    self.check_finite(losses[checked:], checked, ctx)
+                    checked = len(losses)
+                    bar.update(ctx.step - bar.n)
+                    bar.set_postfix(loss=f"{float(losses[-1]):.3f}")
                 if ctx.step >= total:
                     break
         step_seconds = time.perf_counter() - start
+        losses_host = torch.stack(losses).float().cpu().tolist() if losses else []
         method.after_task(model, ctx)
         end, cpu_end = time.perf_counter(), time.process_time()
         bar.close()
@@ -280,8 +292,8 @@ class Run:
             "step_seconds": step_seconds,
             "offline_seconds": end - begin - step_seconds,
             "train_images_per_second": images_seen / max(step_seconds, 1e-9),
-            "mean_loss": float(np.mean(losses)) if losses else None,
-            "final_loss": losses[-1] if losses else None,
+            "mean_loss": float(np.mean(losses_host)) if losses else None,
+            "final_loss": losses_host[-1] if losses else None,
         }
 
     @torch.no_grad()

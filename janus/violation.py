@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Subset
 
 from janus.activations import input_grams
 from janus.config import RunConfig
@@ -88,7 +87,7 @@ class ViolationProbe(Observer):
         def held_out():
             for i in range(t):
                 test = run.task(i).test
-                subset = Subset(test, range(min(self.images_per_task, len(test))))
+                subset = test.select(range(min(self.images_per_task, len(test))))
                 yield from run.stream.eval_loader(subset)
 
         with torch.random.fork_rng(devices=[]):  # leave the training run's RNG untouched

@@ -11,6 +11,15 @@ from janus.model import build_model
 from janus.trainer import CHECKPOINT_NAME, run, run_dir
 
 
+@pytest.fixture(autouse=True, scope="session")
+def image_cache_in_a_temporary_folder(tmp_path_factory):
+    """Decoded-image caches of the tests go to a temporary folder, not ``~/.cache/janus``."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JANUS_CACHE", str(tmp_path_factory.mktemp("janus-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def resumed_after_crash(tmp_path, monkeypatch):
     """``resumed_after_crash(cfg) -> (reference, resumed, run folder)``: ``cfg`` run without

@@ -1,6 +1,7 @@
 """The overhead benchmark runs end to end (its timings are not asserted: see benchmarks/)."""
 
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -29,3 +30,23 @@ def test_overhead_benchmark_times_methods_that_own_their_step(tmp_path, monkeypa
     assert record["variants"] == "seqlora"
     assert [r["method"] for r in record["rows"]] == ["finetune", "seqlora", "continual-alternating"]
     assert all(r["ratio"] > 0 for r in record["rows"])
+
+
+THROUGHPUT = BENCH.parent / "throughput.py"
+
+
+def test_throughput_benchmark_compares_the_two_input_paths(tmp_path, monkeypatch, capsys):
+    argv = ["throughput.py", "--quick", "--per-class", "6", "--batch", "4", "--steps", "2",
+            "--rounds", "1", "--out", str(tmp_path), "--data", str(tmp_path / "data")]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(THROUGHPUT), run_name="__main__")
+    record = json.loads((tmp_path / "throughput-cpu-quick.json").read_text())
+    paths = {(r["row"], r["path"]) for r in record["table"]}
+    assert paths == {(row, p) for row in ("input only, per core", "training")
+                     for p in ("pil", "device")}
+    assert all(r["median"] > 0 for r in record["table"])
+    assert record["images"] == 60 and 30 < record["mean_jpeg_kb"] < 60
+    assert len(list((tmp_path / "data" / "imagenet-r").iterdir())) == 10
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(r"pipeline speedup: [\d.]+x \(new \d+ img/s vs old \d+ img/s, cpu\)",
+                        last)

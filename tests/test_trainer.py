@@ -160,3 +160,36 @@ def test_a_run_that_cannot_start_leaves_no_folders(tmp_path):
     with pytest.raises(ConfigError):
         run(cfg, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_compiled_backbone_trains_like_the_eager_one(tmp_path):
+    """``train.compile``: Janus-LoRA's hooks (OE captures, Gram statistics) still fire."""
+    eager = run(tiny("method.name=janus-lora"), tmp_path / "eager", progress=False)
+    compiled = run(tiny("method.name=janus-lora", "train.compile=True"), tmp_path / "compiled",
+                   progress=False)
+    one_image = 100 / 24
+    assert np.allclose(np.array(eager["accuracy_matrix"], dtype=float),
+                       np.array(compiled["accuracy_matrix"], dtype=float),
+                       atol=one_image + 1e-9, equal_nan=True)
+    for a, b in zip(eager["tasks"], compiled["tasks"], strict=True):
+        assert b["mean_loss"] == pytest.approx(a["mean_loss"], rel=1e-3)
+
+
+def test_hooks_added_after_compiling_still_fire():
+    """Gram statistics (a forward hook added after the first compiled call) equal eager ones."""
+    import torch
+
+    from janus.activations import input_grams
+    from janus.model import build_model
+
+    cfg = tiny()
+    torch.manual_seed(0)
+    model = build_model(cfg.model, cfg.lora)
+    x = torch.randn(4, 3, 32, 32)
+    eager = input_grams(model, [(x, None)])
+    model.compile_backbone()
+    model.features(x)  # traced without hooks
+    compiled = input_grams(model, [(x, None)])
+    for a, b in zip(eager, compiled, strict=True):
+        assert float(b.abs().max()) > 0
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -57,7 +57,10 @@ class JpegBlobSource:
 
     def image(self, i: int) -> Image.Image:
         raw = self.blob[self.offsets[i] : self.offsets[i + 1]].tobytes()
-        return Image.open(io.BytesIO(raw)).convert("RGB")
+        try:
+            return Image.open(io.BytesIO(raw)).convert("RGB")
+        except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for unreadable data
+            raise DataNotFoundError(f"cannot decode image {i} of its JPEG blob: {err}") from None
 
     def decode(self, indices: Sequence[int]) -> ArraySource:
         """Decode the chosen images once into memory (cheap for 32x32 images)."""
@@ -74,8 +77,11 @@ class FileSource:
         return len(self.paths)
 
     def image(self, i: int) -> Image.Image:
-        with Image.open(self.paths[i]) as img:
-            return img.convert("RGB")
+        try:
+            with Image.open(self.paths[i]) as img:
+                return img.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for unreadable files
+            raise DataNotFoundError(f"cannot read image {self.paths[i]!r}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -140,20 +146,28 @@ class DatasetEntry:
     needs_root: bool
     description: str
     expected_layout: str
+    photographs: bool = False
+    """Full-size photographs (served by the ``device`` pipeline under ``data.pipeline=auto``)."""
 
 
 DATASETS: dict[str, DatasetEntry] = {}
 
 
 def register_dataset(
-    name: str, *, description: str, expected_layout: str = "", needs_root: bool = True
+    name: str,
+    *,
+    description: str,
+    expected_layout: str = "",
+    needs_root: bool = True,
+    photographs: bool = False,
 ) -> Callable[[Loader], Loader]:
     """Register a loader ``fn(cfg, root) -> DatasetSplits`` under ``name``."""
 
     def wrap(fn: Loader) -> Loader:
         if name in DATASETS:
             raise ValueError(f"data set {name!r} registered twice")
-        DATASETS[name] = DatasetEntry(name, fn, needs_root, description, expected_layout)
+        DATASETS[name] = DatasetEntry(name, fn, needs_root, description, expected_layout,
+                                      photographs)
         return fn
 
     return wrap

@@ -150,6 +150,7 @@ def read_imagenet_r_list(path: Path) -> list[str]:
     "imagenet-r",
     description="ImageNet-R, 200 classes of renditions (art, cartoons, sketches, ...)",
     expected_layout=IMAGENET_R_LAYOUT,
+    photographs=True,
 )
 def load_imagenet_r(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     """ImageNet-R (Hendrycks et al., "The Many Faces of Robustness", 2021).
@@ -189,6 +190,7 @@ def load_imagenet_r(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     "imagenet-a",
     description="ImageNet-A, 200 classes of natural adversarial examples (seeded 80/20 split)",
     expected_layout=IMAGENET_A_LAYOUT,
+    photographs=True,
 )
 def load_imagenet_a(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     """ImageNet-A (Hendrycks et al., "Natural Adversarial Examples", 2021), split 80/20 per
@@ -206,6 +208,7 @@ def load_imagenet_a(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     "imagenet-100",
     description="ImageNet-100, 100 ImageNet classes in an ImageFolder tree (train/val)",
     expected_layout=IMAGENET_100_LAYOUT,
+    photographs=True,
 )
 def load_imagenet_100(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     """ImageNet-100: a 100-class ImageNet subset with its train and val images as folders."""
@@ -254,6 +257,7 @@ def read_domainnet_list(path: Path) -> list[tuple[str, int]]:
     "domainnet",
     description="DomainNet, 345 classes in six domains (official train/test lists)",
     expected_layout=DOMAINNET_LAYOUT,
+    photographs=True,
 )
 def load_domainnet(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     """DomainNet (Peng et al., "Moment Matching for Multi-Source Domain Adaptation", 2019).
@@ -326,6 +330,7 @@ def read_id_table(path: Path, name: str) -> dict[int, str]:
     "cub200",
     description="CUB-200-2011, 200 bird species (official train/test split)",
     expected_layout=CUB_LAYOUT,
+    photographs=True,
 )
 def load_cub200(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     """Caltech-UCSD Birds-200-2011 (Wah et al. 2011) with its official train/test split.

@@ -6,6 +6,7 @@ range ``task_labels(t)`` and heads can be concatenated in task order (InfLoRA pr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,8 +14,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from janus.data.base import DatasetSplits, ImageSet, load_dataset, per_class_subset
+from janus.data.base import DATASETS, DatasetSplits, ImageSet, load_dataset, per_class_subset
+from janus.data.cache import decode
+from janus.data.pipeline import PIPELINES, DeviceBatches, DeviceImages, resolve_workers
+from janus.devices import resolve_device
 from janus.errors import ConfigError
+
+
+def eval_resize(img_size: int) -> int:
+    """Short side of the evaluation resize before the centre crop (256 for 224)."""
+    return img_size * 256 // 224
 
 
 def build_transforms(
@@ -38,7 +47,7 @@ def build_transforms(
     elif train:
         ops += [T.RandomResizedCrop(img_size), T.RandomHorizontalFlip()]
     else:
-        ops += [T.Resize(img_size * 256 // 224), T.CenterCrop(img_size)]
+        ops += [T.Resize(eval_resize(img_size)), T.CenterCrop(img_size)]
     ops += [T.ToTensor(), T.Normalize(mean, std)]
     return T.Compose(ops)
 
@@ -57,6 +66,16 @@ class TransformedImages(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.transform(self.images.image(i)), int(self.labels[i])
 
+    def select(self, positions: Iterable[int]) -> TransformedImages:
+        """The images at ``positions`` (positions into this set), with the same transform."""
+        positions = np.asarray(list(positions), dtype=np.int64)
+        return TransformedImages(self.images.subset(positions), self.labels[positions],
+                                 self.transform)
+
+
+Images = TransformedImages | DeviceImages
+"""A task's images: PIL transforms per image (``pil``) or a decoded cache (``device``)."""
+
 
 @dataclass
 class Task:
@@ -65,14 +84,19 @@ class Task:
     index: int
     labels: range
     class_names: list[str]
-    train: TransformedImages
-    test: TransformedImages
-    train_plain: TransformedImages
+    train: Images
+    test: Images
+    train_plain: Images
     """The training images with the test transform (for feature statistics, prototypes)."""
 
 
 class ClassIncrementalStream:
-    """Splits a data set into ``num_tasks`` equal tasks along a class order."""
+    """Splits a data set into ``num_tasks`` equal tasks along a class order.
+
+    ``pipeline='pil'`` transforms each image with torchvision (PIL) in the loader workers;
+    ``pipeline='device'`` decodes every image once (:mod:`janus.data.cache`) and augments
+    whole batches on ``device`` (:mod:`janus.data.pipeline`), for photographs.
+    """
 
     def __init__(
         self,
@@ -89,6 +113,11 @@ class ClassIncrementalStream:
         train_per_class: int | None = None,
         test_per_class: int | None = None,
         subset_seed: int = 0,
+        pipeline: str = "pil",
+        device: torch.device | None = None,
+        cache: str = "memory",
+        cache_dir: str | None = None,
+        progress: bool = False,
     ) -> None:
         n = len(class_order)
         if num_tasks < 1 or n % num_tasks:
@@ -104,6 +133,8 @@ class ClassIncrementalStream:
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
+        self.pipeline = pipeline
+        self.device = device or torch.device("cpu")
         position = np.full(len(splits.classes), -1, dtype=np.int64)
         position[self.class_order] = np.arange(n)
         self._position = position
@@ -112,6 +143,26 @@ class ClassIncrementalStream:
         args = (splits.native_size, img_size, mean, std)
         self._train_tf = build_transforms(*args, train=True)
         self._test_tf = build_transforms(*args, train=False)
+        if pipeline == "device":
+            if splits.native_size is not None:
+                raise ConfigError(
+                    f"data.pipeline='device' serves photographs (random resized crops); data set "
+                    f"{splits.name!r} stores {splits.native_size}x{splits.native_size} images: "
+                    "use data.pipeline='pil' or 'auto'"
+                )
+            decoded = [
+                decode(images, eval_resize(img_size), store=cache, cache_dir=cache_dir,
+                       workers=num_workers, progress=progress)
+                for images in (self._train, self._test)
+            ]
+            self._train_dev, self._test_dev = (
+                DeviceImages(d, np.arange(len(images)), images.labels, train, img_size,
+                             tuple(mean), tuple(std))
+                for d, images, train in zip(decoded, (self._train, self._test), (True, False),
+                                            strict=True)
+            )
+        elif pipeline != "pil":
+            raise ConfigError(f"data.pipeline must be 'pil' or 'device', got {pipeline!r}")
 
     @property
     def num_classes(self) -> int:
@@ -122,7 +173,11 @@ class ClassIncrementalStream:
         keep = np.flatnonzero(self._position[images.labels] >= 0)
         kept_labels = images.labels[keep]
         keep = keep[per_class_subset(kept_labels, per_class, seed)]
-        chosen = images.subset(keep)
+        if self.pipeline == "device":  # decoded once by the cache; keep blobs encoded here
+            chosen = ImageSet(images.source, images.labels[keep],
+                              keep if images.index is None else images.index[keep])
+        else:
+            chosen = images.subset(keep)
         return ImageSet(chosen.source, self._position[chosen.labels], chosen.index)
 
     def task_labels(self, t: int) -> range:
@@ -134,37 +189,54 @@ class ClassIncrementalStream:
     def task(self, t: int) -> Task:
         labels = self.task_labels(t)
 
-        def part(images: ImageSet) -> ImageSet:
-            pos = np.flatnonzero((images.labels >= labels.start) & (images.labels < labels.stop))
-            return images.subset(pos)
+        def of_task(labelled) -> np.ndarray:
+            y = labelled.labels
+            return np.flatnonzero((y >= labels.start) & (y < labels.stop))
 
-        train, test = part(self._train), part(self._test)
+        names = self.class_names[labels.start : labels.stop]
+        if self.pipeline == "device":
+            train = self._train_dev.select(of_task(self._train_dev))
+            test = self._test_dev.select(of_task(self._test_dev))
+            return Task(t, labels, names, train, test, train.evaluation_view())
+        train = self._train.subset(of_task(self._train))
+        test = self._test.subset(of_task(self._test))
         return Task(
             index=t,
             labels=labels,
-            class_names=self.class_names[labels.start : labels.stop],
+            class_names=names,
             train=TransformedImages(train, train.labels, self._train_tf),
             test=TransformedImages(test, test.labels, self._test_tf),
             train_plain=TransformedImages(train, train.labels, self._test_tf),
         )
 
-    def train_loader(self, task: Task, generator: torch.Generator) -> DataLoader:
-        """Shuffled training batches; ``generator`` makes the order reproducible."""
+    def train_loader(self, task: Task, generator: torch.Generator):
+        """Shuffled training batches; ``generator`` makes the order (and, in the ``device``
+        pipeline, the augmentation) reproducible."""
+        drop_last = len(task.train) > self.batch_size
+        if isinstance(task.train, DeviceImages):
+            return DeviceBatches(task.train, batch_size=self.batch_size, device=self.device,
+                                 workers=self.num_workers, generator=generator,
+                                 drop_last=drop_last)
         return DataLoader(
             task.train,
             batch_size=self.batch_size,
             shuffle=True,
-            drop_last=len(task.train) > self.batch_size,
+            drop_last=drop_last,
             generator=generator,
             num_workers=self.num_workers,
         )
 
-    def test_loader(self, task: Task) -> DataLoader:
+    def test_loader(self, task: Task):
         return self.eval_loader(task.test)
 
-    def eval_loader(self, images: TransformedImages) -> DataLoader:
-        """Batches in stored order, for evaluation and feature statistics."""
-        return DataLoader(images, batch_size=self.eval_batch_size, num_workers=self.num_workers)
+    def eval_loader(self, images: Images, batch_size: int | None = None):
+        """Batches in stored order (``eval_batch_size`` unless given), for evaluation and
+        feature statistics."""
+        size = batch_size or self.eval_batch_size
+        if isinstance(images, DeviceImages):
+            return DeviceBatches(images, batch_size=size, device=self.device,
+                                 workers=self.num_workers)
+        return DataLoader(images, batch_size=size, num_workers=self.num_workers)
 
 
 def class_order(num_available: int, data_cfg, seed: int) -> np.ndarray:
@@ -188,9 +260,24 @@ def class_order(num_available: int, data_cfg, seed: int) -> np.ndarray:
     return order
 
 
-def build_stream(cfg, seed: int) -> ClassIncrementalStream:
+def resolve_pipeline(pipeline: str, dataset: str) -> str:
+    """``data.pipeline``, with ``auto`` resolved: ``device`` for data sets of photographs,
+    ``pil`` for data sets of small stored images."""
+    if pipeline not in PIPELINES:
+        raise ConfigError(f"data.pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
+    if pipeline != "auto":
+        return pipeline
+    entry = DATASETS.get(dataset)
+    return "device" if entry is not None and entry.photographs else "pil"
+
+
+def build_stream(cfg, seed: int, progress: bool = False) -> ClassIncrementalStream:
     """Load ``cfg.data.dataset`` and split it into tasks for the model in ``cfg.model``."""
     data = cfg.data
+    pipeline = resolve_pipeline(data.pipeline, data.dataset)
+    workers = resolve_workers(data.num_workers, pipeline)
+    if data.cache not in ("disk", "memory"):
+        raise ConfigError(f"data.cache must be 'disk' or 'memory', got {data.cache!r}")
     splits = load_dataset(data, data.root)
     order = class_order(len(splits.classes), data, seed)
     return ClassIncrementalStream(
@@ -202,8 +289,13 @@ def build_stream(cfg, seed: int) -> ClassIncrementalStream:
         std=tuple(cfg.model.std),
         batch_size=data.batch_size,
         eval_batch_size=data.eval_batch_size,
-        num_workers=data.num_workers,
+        num_workers=workers,
         train_per_class=data.train_per_class,
         test_per_class=data.test_per_class,
         subset_seed=data.split_seed,
+        pipeline=pipeline,
+        device=resolve_device(cfg.train.device),
+        cache=data.cache,
+        cache_dir=data.cache_dir,
+        progress=progress,
     )

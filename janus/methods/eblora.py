@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
 
 from janus import geometry as geo
 from janus.activations import input_grams
@@ -127,7 +126,7 @@ class EBLoRA(Method):
         data = ctx.task.train_plain
         bs = ctx.stream.batch_size
         idx = torch.randperm(len(data))[: self.params["init_batches"] * bs].tolist()
-        loader = DataLoader(Subset(data, idx), batch_size=bs, num_workers=ctx.stream.num_workers)
+        loader = ctx.stream.eval_loader(data.select(idx), batch_size=bs)
         weights = [a.base.weight for a in model.adapters]
         grads = [torch.zeros_like(w, dtype=torch.float64) for w in weights]
         was_training = model.training

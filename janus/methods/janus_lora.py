@@ -182,10 +182,11 @@ class JanusLoRA(Method):
         for i, cap in enumerate(self.captures):
             if cap.x is None:
                 continue
-            energy = float(cap.x.pow(2).sum())
-            if energy > 0:
-                lr = self.params["oe_lr"] / energy
-                self.online[i] = geo.online_estimation_step(self.online[i], cap.x, lr)
+            # on the device, without a host synchronisation; float64 as Python's division
+            energy = cap.x.pow(2).sum().double()
+            lr = self.params["oe_lr"] / energy.clamp_min(torch.finfo(torch.float64).tiny)
+            step = geo.online_estimation_step(self.online[i], cap.x, lr)
+            self.online[i] = torch.where(energy > 0, step, self.online[i])  # no step on x = 0
             cap.x = None
 
     # ------------------------------------------------------------------ tasks
