@@ -227,8 +227,9 @@ class Run:
     def check_finite(self, losses: list[torch.Tensor], first: int, ctx: TaskContext) -> None:
         """Raise if any of ``losses`` (steps ``first``, ``first + 1``, ...) is not finite: one
         host synchronisation for the whole window."""
-        if losses and not bool(torch.isfinite(torch.stack(losses)).all()):
-            bad = first + int((~torch.isfinite(torch.stack(losses))).nonzero()[0, 0])
+        finite = torch.isfinite(torch.stack(losses)) if losses else None
+        if finite is not None and not bool(finite.all()):
+            bad = first + int((~finite).nonzero()[0, 0])
             raise NonFiniteLossError(
                 f"non-finite loss in task {ctx.index + 1} at step {bad + 1} (checked steps "
                 f"{first + 1}-{first + len(losses)} of {ctx.total_steps}); lower train.lr "
