@@ -455,3 +455,17 @@ def grown_basis(
         return protected
     new = optimal_feasible_basis(gram, protected, k)
     return qr_retraction(torch.cat([protected, new], dim=1))
+
+
+def first_task_gpm_basis(gram: torch.Tensor, threshold: float, max_dim: int) -> torch.Tensor:
+    """InfLoRA's code for GPM's first task (official ``methods/inflora.py`` line 332): the top
+    eigenvectors of ``gram`` whose energy ratios' running sum stays *below* ``threshold``, at
+    least one and at most ``max_dim``; one fewer than :func:`grown_basis` from an empty basis
+    (the smallest count reaching the threshold) when the threshold is not hit exactly."""
+    values, vectors = torch.linalg.eigh(gram)
+    values, vectors = values.flip(0), vectors.flip(1)
+    total = float(values.sum())
+    if total <= 0:
+        return vectors[:, :0]
+    k = max(int((values.cumsum(0) / total < threshold).sum()), 1)
+    return vectors[:, : min(k, max_dim)].contiguous()

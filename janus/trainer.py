@@ -29,7 +29,7 @@ from janus.config import RunConfig
 from janus.data.stream import ClassIncrementalStream, Task, build_stream, resolve_pipeline
 from janus.devices import resolve_device
 from janus.errors import ConfigError, JanusError, NonFiniteLossError, RunBusyError
-from janus.methods import Method, TaskContext, build_method
+from janus.methods import METHODS, Method, TaskContext, build_method
 from janus.model import ContinualViT, build_model
 from janus.results import (
     RECORD_NAME,
@@ -97,13 +97,30 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     return c
 
 
-def made_with(record: dict[str, Any], cfg: RunConfig) -> bool:
-    """Whether a stored record was made with this config (machine fields aside) on the same
-    backbone weights: the condition for reusing or resuming it."""
+def method_version(cfg: RunConfig) -> int:
+    """The version of ``cfg.method.name``'s implementation (:attr:`Method.version`)."""
+    cls = METHODS.get(cfg.method.name)
+    return cls.version if cls is not None else 1
+
+
+def mismatch(record: dict[str, Any], cfg: RunConfig) -> str | None:
+    """Why a stored record (or checkpoint) was not made with this config on the same backbone
+    weights and method version, or None when it was: the condition for reusing or resuming it."""
+    if comparable(record["config"]) != comparable(cfg.to_dict()):
+        return "a different config"
     sha = checkpoint_sha256(cfg.model)
-    return comparable(record["config"]) == comparable(cfg.to_dict()) and (
-        record.get("checkpoint_sha256", sha) == sha  # the same config on other weights
-    )
+    if record.get("checkpoint_sha256", sha) != sha:  # the same config on other weights
+        return "other backbone weights"
+    old = record.get("method", {}).get("version", 1)  # records from before method versions
+    if old != method_version(cfg):
+        return (f"version {old} of method {cfg.method.name!r}, whose defaults or behaviour "
+                f"have changed since (now version {method_version(cfg)})")
+    return None
+
+
+def made_with(record: dict[str, Any], cfg: RunConfig) -> bool:
+    """Whether :func:`mismatch` finds nothing."""
+    return mismatch(record, cfg) is None
 
 
 def make_optimizer(cfg: RunConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
@@ -117,14 +134,33 @@ def make_optimizer(cfg: RunConfig, groups: list[dict[str, Any]]) -> torch.optim.
     raise ConfigError(f"train.optimizer must be 'adam' or 'sgd', got {t.optimizer!r}")
 
 
-def make_schedule(cfg: RunConfig, opt: torch.optim.Optimizer, total: int):
+SCHEDULES = ("cosine", "inflora-cosine", "constant")
+
+
+def inflora_cosine(epoch: int, epochs: int) -> float:
+    """InfLoRA's ``CosineSchedule`` (liangyanshuo/InfLoRA@e08b00e ``utils/schedulers.py`` lines
+    53-54), stepped once per epoch: ``cos(99 pi e / (200 (K - 1)))``, a quarter cosine from 1
+    at epoch 0 to ``sin(pi / 200)`` (1.6%) at the last epoch ``K - 1``."""
+    return math.cos(99 * math.pi * epoch / (200 * (epochs - 1))) if epochs > 1 else 1.0
+
+
+def make_schedule(cfg: RunConfig, opt: torch.optim.Optimizer, total: int, steps_per_epoch: int):
+    """The task's learning-rate schedule, stepped after every optimizer step: ``cosine`` (half
+    cosine over the task's ``total`` steps, to zero), ``inflora-cosine`` (:func:`inflora_cosine`
+    of the epoch the step is in) or ``constant``."""
     if cfg.train.schedule == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / max(total, 1)))
         )
+    if cfg.train.schedule == "inflora-cosine":
+        epochs, per_epoch = cfg.train.epochs, max(steps_per_epoch, 1)
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: inflora_cosine(min(s // per_epoch, epochs - 1), epochs)
+        )
     if cfg.train.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    raise ConfigError(f"train.schedule must be 'cosine' or 'constant', got {cfg.train.schedule!r}")
+    raise ConfigError(f"train.schedule must be one of {', '.join(SCHEDULES)}, "
+                      f"got {cfg.train.schedule!r}")
 
 
 class Observer:
@@ -193,7 +229,7 @@ class Run:
         function of one batch, with its optimizer and schedule built for this task."""
         model, method = self.model, self.method
         opt = make_optimizer(self.cfg, method.parameter_groups(model, ctx))
-        sched = make_schedule(self.cfg, opt, ctx.total_steps)
+        sched = make_schedule(self.cfg, opt, ctx.total_steps, ctx.steps_per_epoch)
 
         def step(images: torch.Tensor, targets: torch.Tensor, ctx: TaskContext) -> torch.Tensor:
             with self.autocast():
@@ -248,7 +284,8 @@ class Run:
         total = self.cfg.train.epochs * len(loader)
         if self.cfg.train.max_steps_per_task is not None:
             total = min(total, self.cfg.train.max_steps_per_task)
-        ctx = TaskContext(task=task, stream=self.stream, device=self.device, total_steps=total)
+        ctx = TaskContext(task=task, stream=self.stream, device=self.device, total_steps=total,
+                          steps_per_epoch=len(loader))
         begin, cpu_begin = time.perf_counter(), time.process_time()
         method.before_task(model, ctx)
         for obs in self.observers:
@@ -325,6 +362,7 @@ class Run:
             "seed": self.cfg.seed,
             "environment": environment(str(self.device)),
             "checkpoint_sha256": self.checkpoint_sha256,
+            "method": {"version": self.method.version, "params": self.method.params},
             "started": self.started,
             "updated": now(),
             "class_order": [int(c) for c in self.stream.class_order],
@@ -341,6 +379,7 @@ class Run:
     def save_checkpoint(self) -> None:
         state = {
             "config": self.cfg.to_dict(),
+            "method_version": self.method.version,
             "completed_tasks": len(self.task_log),
             "structure": self.model.structure(),
             "model": {k: v for k, v in self.model.state_dict().items()
@@ -362,6 +401,12 @@ class Run:
             raise ConfigError(
                 f"the checkpoint at {path} was written by a different config; resume with the "
                 f"same settings, or pass --force to start over"
+            )
+        if state.get("method_version", 1) != self.method.version:
+            raise ConfigError(
+                f"the checkpoint at {path} was written by version "
+                f"{state.get('method_version', 1)} of method {self.cfg.method.name!r} (now "
+                f"{self.method.version}); pass --force to start over"
             )
         self.model.rebuild(state["structure"])
         self.method.setup(self.model)
@@ -451,13 +496,13 @@ def _run_locked(
     rec_path, ckpt = out_dir / RECORD_NAME, out_dir / CHECKPOINT_NAME
     if not force and rec_path.exists():
         old = json.loads(rec_path.read_text())
-        same = made_with(old, cfg)
-        if old.get("status") == "complete" and same:
+        why = mismatch(old, cfg)
+        if old.get("status") == "complete" and why is None:
             return old
-        if not same:
+        if why is not None:
             raise JanusError(
-                f"{out_dir} holds a run with a different config or backbone weights; choose "
-                f"another --out, or pass --force to overwrite it"
+                f"{out_dir} holds a run made with {why}; choose another --out, or pass --force "
+                f"to overwrite it"
             )
     if ckpt.exists() and not (resume or force):
         raise JanusError(

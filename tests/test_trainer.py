@@ -101,7 +101,7 @@ def test_records_name_the_backbone_weights(tmp_path):
     assert record["checkpoint_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     torch.manual_seed(1)
     torch.save({"vit_kwargs": kwargs, "state_dict": vit_from_config(small).state_dict()}, path)
-    with pytest.raises(JanusError, match="different config or backbone weights"):
+    with pytest.raises(JanusError, match="other backbone weights"):
         run(cfg, tmp_path / "runs", progress=False)
 
 
@@ -193,3 +193,44 @@ def test_hooks_added_after_compiling_still_fire():
     for a, b in zip(eager, compiled, strict=True):
         assert float(b.abs().max()) > 0
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_records_name_the_method_version_and_its_resolved_parameters(tmp_path, monkeypatch):
+    """A method whose defaults changed (a higher ``version``) does not reuse or resume the
+    records of the old version, and says why."""
+    from janus.methods import METHODS
+
+    cfg = tiny("method.name=inflora")
+    record = run(cfg, tmp_path / "runs", progress=False)
+    assert record["method"]["version"] == METHODS["inflora"].version
+    assert record["method"]["params"]["energy"] == "squared"  # the defaults, resolved
+    assert run(cfg, tmp_path / "runs", progress=False)["updated"] == record["updated"]  # reused
+    monkeypatch.setattr(METHODS["inflora"], "version", METHODS["inflora"].version + 1)
+    with pytest.raises(JanusError, match=r"version 2 of method 'inflora'.*--force"):
+        run(cfg, tmp_path / "runs", progress=False)
+    assert run(cfg, tmp_path / "runs", progress=False, force=True)["method"]["version"] == 3
+
+
+def test_inflora_cosine_is_the_official_schedule_stepped_once_per_epoch():
+    """InfLoRA's CosineSchedule (utils/schedulers.py, written out here): lr_e = lr cos(99 pi e /
+    (200 (K - 1))) for epoch e, held for every step of the epoch."""
+    import math
+
+    import torch
+
+    from janus.trainer import make_schedule
+
+    cfg = tiny("train.schedule=inflora-cosine", "train.epochs=5")
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([param], lr=0.1)
+    sched = make_schedule(cfg, opt, total=15, steps_per_epoch=3)
+    seen = []
+    for _ in range(15):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    want = [0.1 * math.cos(99 * math.pi * e / (200 * 4)) for e in range(5) for _ in range(3)]
+    assert seen == pytest.approx(want, rel=1e-12)
+    assert seen[-1] / seen[0] == pytest.approx(math.sin(math.pi / 200))  # 1.6% at the end
+    assert profile("paper").train.schedule == "inflora-cosine"
+    assert profile("mini").train.schedule == "cosine"  # the committed mini evidence's

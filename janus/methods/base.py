@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from janus.anchors import benchmark_params
 from janus.config import RunConfig
 from janus.data.stream import ClassIncrementalStream, Task
 from janus.errors import ConfigError
@@ -41,6 +42,7 @@ class TaskContext:
     device: torch.device
     step: int = 0
     total_steps: int = 0
+    steps_per_epoch: int = 0
 
     @property
     def index(self) -> int:
@@ -54,13 +56,17 @@ class TaskContext:
 class Method:
     """Base class: sequential training with the protocol's defaults; override what differs.
 
-    Subclasses declare their hyper-parameters as ``defaults`` (overridable through
-    ``method.params`` in the config) and cite the paper and equation they implement.
+    Subclasses declare their hyper-parameters as ``defaults`` (overridden per benchmark by
+    :data:`janus.anchors.BENCHMARK_PARAMS`, then by ``method.params`` in the config) and cite
+    the paper and equation they implement.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    version: ClassVar[int] = 1
+    """Raised when a change of defaults or behaviour makes earlier records of the method stale
+    (stored in every record; a stored run of another version is not reused or resumed)."""
     owns_step: ClassVar[bool] = False
     """True when the method updates its parameters itself in :meth:`train_step`."""
 
@@ -72,7 +78,7 @@ class Method:
                 f"known: {sorted(self.defaults) or 'none'}"
             )
         self.cfg = cfg
-        self.params = {**self.defaults, **params}
+        self.params = {**self.defaults, **benchmark_params(self.name, cfg.data.dataset), **params}
 
     # ----------------------------------------------------------------- hooks
     def setup(self, model: ContinualViT) -> None:

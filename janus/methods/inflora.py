@@ -11,13 +11,18 @@ factor is *designed* and frozen, and whose output factor is the only adapter par
    ``a_scale`` (1/sqrt(3) in the code), so ``A_t M = 0``: ``B_t A_t x = 0`` on the protected
    inputs whatever ``B_t`` learns;
 2. ``B_t`` starts at zero and trains with the task's head (Adam, the protocol's schedule);
-3. after training, ``M`` grows by GPM (:func:`janus.geometry.grown_basis`) on the Gram of the
-   task's inputs (task t's component active), with the threshold
-   ``eps_t = lambda_b + (1 - lambda_b) t / T`` (0.98 -> 1 on ImageNet-R in the code).
+3. after training, ``M`` grows by GPM (:func:`janus.geometry.grown_basis`) on the task's
+   inputs (task t's component active), with the threshold
+   ``eps_t = lambda_b + (1 - lambda_b) t / T`` (0.98 -> 1 on ImageNet-R, 0.95 -> 1 on
+   CIFAR-100 in the code). The code's energy is that of the singular values of ``C`` squared
+   (``energy="squared"``, default; official ``methods/inflora.py`` lines 328-350), i.e. GPM on
+   ``C C``; only the energy criterion sees ``C C``, ``A_t`` is designed from ``C`` (lines 126,
+   149-153). On the first task the code keeps one direction fewer than GPM (line 332,
+   ``first_task="code"``, default).
 
-The code stores the complement of ``M`` once ``M`` passes half the dimension ("retain" mode
-of DualGPM); the projector is the same, we always store ``M``. Choices:
-``docs/methods/inflora.md``.
+The code stores the complement of ``M`` when the first task's basis reaches half the
+dimension ("retain" mode of DualGPM); the projector is the same, we always store ``M``.
+Choices and the official lines: ``docs/methods/inflora.md``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from janus.errors import ConfigError
 from janus.methods.base import Method, TaskContext, register_method
 from janus.model import ContinualViT
 
-ENERGIES = ("eigenvalues", "squared")
+ENERGIES = ("squared", "eigenvalues")
+FIRST_TASK_COUNTS = ("code", "gpm")
 
 
 def designed_input_factor(gram: torch.Tensor, protected: torch.Tensor, rank: int) -> torch.Tensor:
@@ -54,12 +60,16 @@ class InfLoRA(Method):
 
     name = "inflora"
     description = "InfLoRA: designed frozen A_t outside the GPM subspace, only B_t trained"
+    version = 2  # 2: energy "squared" designs A_t from C (was C C); code defaults
     defaults: dict[str, Any] = {
-        "lambda_b": 0.98,  # GPM threshold at the first task (ImageNet-R config; CIFAR: 0.95)
+        # GPM threshold at the first task (ImageNet-R config; CIFAR-100 0.95: janus.anchors)
+        "lambda_b": 0.98,
         "a_scale": 1 / math.sqrt(3),  # the code's scale of the designed A_t
-        # GPM energy of the input Gram's eigenvalues ("eigenvalues": sigma(X)^2, GPM paper)
-        # or of their squares ("squared": the code squares the singular values of C)
-        "energy": "eigenvalues",
+        # GPM energy of the squared eigenvalues of C ("squared": the code squares the
+        # singular values of C) or of the eigenvalues (sigma(X)^2, GPM paper's text)
+        "energy": "squared",
+        # first task: the code's count ("code", one direction fewer) or GPM's ("gpm")
+        "first_task": "code",
     }
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
@@ -71,6 +81,9 @@ class InfLoRA(Method):
             raise ConfigError(f"{self.name} a_scale must be > 0, got {p['a_scale']!r}")
         if p["energy"] not in ENERGIES:
             raise ConfigError(f"{self.name} energy must be one of {ENERGIES}, got {p['energy']!r}")
+        if p["first_task"] not in FIRST_TASK_COUNTS:
+            raise ConfigError(f"{self.name} first_task must be one of {FIRST_TASK_COUNTS}, "
+                              f"got {p['first_task']!r}")
         self.protected: list[torch.Tensor] = []
 
     def setup(self, model: ContinualViT) -> None:
@@ -83,11 +96,19 @@ class InfLoRA(Method):
         return lam + (1 - lam) * task / self.cfg.data.num_tasks
 
     def task_grams(self, model: ContinualViT, ctx: TaskContext) -> list[torch.Tensor]:
-        """Per block, the Gram of the qkv inputs over the task's training images (test
-        transform), in float64 on the CPU; squared for ``energy="squared"``."""
+        """Per block, the Gram ``C`` of the qkv inputs over the task's training images (test
+        transform), in float64 on the CPU."""
         loader = ctx.stream.eval_loader(ctx.task.train_plain)
-        grams = [g.cpu() for g in input_grams(model, loader, torch.float64)]
-        return [g @ g for g in grams] if self.params["energy"] == "squared" else grams
+        return [g.cpu() for g in input_grams(model, loader, torch.float64)]
+
+    def grown(self, protected: torch.Tensor, gram: torch.Tensor, task: int,
+              max_dim: int) -> torch.Tensor:
+        """One block's protected basis after task ``task`` (DualGPM ``update_DualGPM``)."""
+        energy_gram = gram @ gram if self.params["energy"] == "squared" else gram
+        eps = self.threshold(task)
+        if task == 0 and self.params["first_task"] == "code":
+            return geo.first_task_gpm_basis(energy_gram, eps, max_dim)
+        return geo.grown_basis(protected, energy_gram, eps, max_dim)
 
     @torch.no_grad()
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
@@ -107,10 +128,8 @@ class InfLoRA(Method):
         columns, so the next task still has ``rank`` free directions."""
         grams = self.task_grams(model, ctx)
         max_dim = model.adapters[0].in_features - model.lora.rank
-        eps = self.threshold(ctx.index)
-        self.protected = [
-            geo.grown_basis(m, g, eps, max_dim) for m, g in zip(self.protected, grams, strict=True)
-        ]
+        self.protected = [self.grown(m, g, ctx.index, max_dim)
+                          for m, g in zip(self.protected, grams, strict=True)]
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

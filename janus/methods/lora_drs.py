@@ -88,8 +88,10 @@ class LoRADRS(Method):
     description = "LoRA-DRS: LoRA subtraction, drift-resistant projection, triplet loss, NME"
     defaults: dict[str, Any] = {
         "energy": 0.99,  # eigenvalue energy of the drift-resistant space
-        "lambda_atl": 0.2,  # weight of the augmented triplet loss (ImageNet-R config)
-        "margin": 2.0,  # triplet margin (ImageNet-R config; CIFAR-100: 1.0)
+        # augmented triplet loss: weight and margin (ImageNet-R config; CIFAR-100 0.05 and
+        # 1.0 from janus.anchors)
+        "lambda_atl": 0.2,
+        "margin": 2.0,
         "head_lr": None,  # the code's fc_lrate; None = train.lr
         "b_init_std": 0.01,  # the single non-zero entry per column of a new B
         "gr": False,  # Janus-LoRA Fig. 6: rectify towards G_W P instead of projecting steps

@@ -2,7 +2,9 @@
 subspace, only B_t and the head trained, GPM growth with the task-dependent threshold."""
 
 import math
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from janus import geometry as geo
 from janus.config import apply_overrides, profile
 from janus.errors import ConfigError
 from janus.methods.inflora import InfLoRA, designed_input_factor
+from janus.model import build_model
 from janus.trainer import Observer, Run
 
 
@@ -108,3 +111,84 @@ def test_bad_parameters():
     for bad in ({"lambda_b": 0}, {"lambda_b": 1.5}, {"a_scale": 0}, {"energy": "cubed"}):
         with pytest.raises(ConfigError):
             InfLoRA(cfg, **bad)
+
+
+# ---------------------------------------------------------------- the official code, written out
+def official_design(C, feature, rank):
+    """InfLoRA's ``_train`` (liangyanshuo/InfLoRA@e08b00e ``methods/inflora.py`` lines 122-155,
+    remove mode): A_t = top-``rank`` left singular vectors of C, or of ``C - F F^T C`` once a
+    basis F exists, transposed, over sqrt(3)."""
+    matrix = C if feature is None else C - feature @ feature.T @ C
+    U = np.linalg.svd(matrix, full_matrices=False)[0]
+    return U[:, :rank].T / math.sqrt(3)
+
+
+def official_update(C, feature, task, lamb, sessions):
+    """``update_DualGPM`` (same file, lines 321-368, remove mode): energy of the squared singular
+    values of C; the first task keeps ``sum(cumsum(ratio) < thr)`` vectors (at least one)."""
+    threshold = (1.0 - lamb) * task / sessions + lamb
+    if feature is None:
+        U, S, _ = np.linalg.svd(C, full_matrices=False)
+        r = int(np.sum(np.cumsum(S**2 / (S**2).sum()) < threshold))
+        return U[:, : max(r, 1)]
+    total = (np.linalg.svd(C, compute_uv=False) ** 2).sum()
+    U, S, _ = np.linalg.svd(C - feature @ feature.T @ C, full_matrices=False)
+    accumulated = (total - (S**2).sum()) / total
+    r = 0
+    for s in S:
+        if accumulated >= threshold:
+            break
+        accumulated += s**2 / total
+        r += 1
+    return np.hstack([feature, U[:, :r]]) if r else feature
+
+
+def decaying_gram(g, d, task):
+    """A ViT-like spectrum (a few large directions, a long tail) in a task-specific basis."""
+    Q = orthonormal(g, d, d)
+    values = 100.0 * (0.6 ** torch.arange(d, dtype=torch.float64)) + 0.05
+    return Q @ torch.diag(values) @ Q.T
+
+
+def test_design_and_basis_growth_equal_the_official_code_on_the_same_grams(monkeypatch):
+    """Same Gram matrices fed to both: A_t (designed from C, not C C) and the DualGPM bases agree
+    to round-off over three tasks; this failed while ``energy="squared"`` designed from C C."""
+    cfg = apply_overrides(profile("smoke"), ["method.name=inflora", "data.num_tasks=3",
+                                             "method.params={'lambda_b': 0.9}"])
+    model = build_model(cfg.model, cfg.lora)
+    method = InfLoRA(cfg, lambda_b=0.9)
+    assert method.params["energy"] == "squared" and method.params["first_task"] == "code"
+    method.setup(model)
+    d, rank = model.adapters[0].in_features, model.lora.rank
+    g = torch.Generator().manual_seed(3)
+    before = [[decaying_gram(g, d, t) for _ in model.adapters] for t in range(3)]
+    after = [[decaying_gram(g, d, t) for _ in model.adapters] for t in range(3)]
+    features: list = [None] * len(model.adapters)
+    for t in range(3):
+        ctx = SimpleNamespace(index=t)
+        monkeypatch.setattr(method, "task_grams", lambda m, c, grams=before[t]: grams)
+        method.before_task(model, ctx)
+        monkeypatch.setattr(method, "task_grams", lambda m, c, grams=after[t]: grams)
+        method.after_task(model, ctx)
+        for i, adapter in enumerate(model.adapters):
+            want_A = official_design(before[t][i].numpy(), features[i], rank)
+            features[i] = official_update(after[t][i].numpy(), features[i], t, 0.9, 3)
+            for s in adapter.slices:
+                A = adapter.components[s][-1].A.detach().double().numpy()
+                assert np.allclose(A @ A.T, want_A @ want_A.T, atol=1e-6)  # both I / 3
+                assert np.abs(A.T @ A - want_A.T @ want_A).max() < 1e-5  # same row space
+            M = method.protected[i].numpy()
+            assert M.shape == features[i].shape, (t, i)
+            assert np.abs(M @ M.T - features[i] @ features[i].T).max() < 1e-8
+    assert [m.shape[1] for m in method.protected] == [f.shape[1] for f in features]
+    assert all(m.shape[1] > 1 for m in method.protected)  # grew over the tasks
+
+
+def test_first_task_counts_one_direction_fewer_than_gpm_in_the_code():
+    g = torch.Generator().manual_seed(4)
+    C = decaying_gram(g, 16, 0)
+    empty = torch.zeros(16, 0, dtype=torch.float64)
+    gpm = geo.grown_basis(empty, C @ C, 0.95, 16).shape[1]
+    code = geo.first_task_gpm_basis(C @ C, 0.95, 16)
+    assert code.shape[1] == gpm - 1 >= 1
+    assert torch.allclose(code.T @ code, torch.eye(code.shape[1], dtype=torch.float64), atol=1e-12)
