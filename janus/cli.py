@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from janus.config import PROFILES, RunConfig, apply_overrides, profile
@@ -31,9 +32,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("methods:")
     for name, cls in sorted(METHODS.items()):
         print(f"  {name:<22} {cls.description}")
-    print("data sets:")
+    print("data sets (and the layout each expects):")
     for name, entry in sorted(DATASETS.items()):
         print(f"  {name:<22} {entry.description}")
+        if entry.expected_layout:
+            print(textwrap.fill(entry.expected_layout, width=100, initial_indent=" " * 25,
+                                subsequent_indent=" " * 25))
     print("profiles:")
     for name, make in PROFILES.items():
         doc = (make.__doc__ or "").strip().splitlines()[0]

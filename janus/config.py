@@ -22,6 +22,9 @@ class DataConfig:
     dataset: str = "synthetic"
     root: str | None = None
     """Data root; None means ``$JANUS_DATA``."""
+    path: str | None = None
+    """The file of the ``npz`` data set (absolute, or relative to the current folder or to the
+    data root)."""
     num_tasks: int = 10
     num_classes: int | None = None
     """Use the first N classes of the class order (all when None)."""

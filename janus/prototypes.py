@@ -1,5 +1,6 @@
 """Class prototypes: mean pre-logit features of a task's classes over its training images
-(test transform), used by Janus-LoRA's DML and by LoRA-DRS's nearest-mean evaluation."""
+(test transform), used by Janus-LoRA's DML and by the nearest-mean evaluation of LoRA-DRS and
+of the ``ncm`` reference."""
 
 from __future__ import annotations
 
@@ -41,3 +42,11 @@ def class_means(model: ContinualViT, ctx: TaskContext, normalized: bool) -> torc
     """Per class of the task, the mean of :func:`class_sums`' features (classes x d)."""
     sums, counts = class_sums(model, ctx, normalized)
     return sums / counts.clamp_min(1).unsqueeze(1)
+
+
+def nearest_prototype_scores(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Scores whose argmax is the prototype nearest to each feature after L2-normalising both:
+    minus the squared distance of the unit vectors (``2 cos - 2``; LoRA-DRS's NME, SimpleCIL's
+    cosine classifier)."""
+    z = F.normalize(features.float(), dim=-1)
+    return -torch.cdist(z, F.normalize(prototypes, dim=-1)).pow(2)

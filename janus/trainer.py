@@ -15,6 +15,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,13 @@ from tqdm import tqdm
 from janus import metrics
 from janus.backbones import checkpoint_sha256
 from janus.config import RunConfig
-from janus.data.stream import ClassIncrementalStream, Task, build_stream, resolve_pipeline
+from janus.data.stream import (
+    ClassIncrementalStream,
+    Task,
+    build_stream,
+    fingerprint_of,
+    resolve_pipeline,
+)
 from janus.devices import resolve_device
 from janus.errors import ConfigError, JanusError, NonFiniteLossError, RunBusyError
 from janus.methods import METHODS, Method, TaskContext, build_method
@@ -45,7 +52,8 @@ SYNC_EVERY = 25
 """Training steps between host synchronisations (finiteness check, progress bar)."""
 LOCK_NAME = ".lock"
 MACHINE_FIELDS = (
-    ("data", "root"), ("data", "num_workers"), ("data", "cache"), ("data", "cache_dir"),
+    ("data", "root"), ("data", "path"), ("data", "num_workers"), ("data", "cache"),
+    ("data", "cache_dir"),
     ("train", "device"),
 )
 """Config fields that may differ between an interrupted run and its resumption."""
@@ -97,6 +105,14 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     return c
 
 
+MIN_STEPS = 20
+"""Fewer optimizer steps than this in a task draw a :class:`FewStepsWarning`."""
+
+
+class FewStepsWarning(UserWarning):
+    """A task gets too few optimizer steps to train its head."""
+
+
 def method_version(cfg: RunConfig) -> int:
     """The version of ``cfg.method.name``'s implementation (:attr:`Method.version`)."""
     cls = METHODS.get(cfg.method.name)
@@ -116,6 +132,11 @@ def mismatch(record: dict[str, Any], cfg: RunConfig) -> str | None:
         return (f"version {old} of method {cfg.method.name!r}, whose defaults or behaviour "
                 f"have changed since (now version {method_version(cfg)})")
     return None
+
+
+def changed(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The keys of two data fingerprints that differ, for error messages."""
+    return ", ".join(k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
 
 
 def made_with(record: dict[str, Any], cfg: RunConfig) -> bool:
@@ -198,8 +219,9 @@ class Run:
         check_sizes(cfg)
         self.device = resolve_device(cfg.train.device)
         seed_everything(cfg.seed)
-        self.stream: ClassIncrementalStream = build_stream(cfg, cfg.seed, progress)
         self.method: Method = build_method(cfg)
+        self.stream: ClassIncrementalStream = build_stream(
+            cfg, cfg.seed, progress, num_tasks=1 if self.method.single_task else None)
         self.model: ContinualViT = build_model(cfg.model, cfg.lora).to(self.device)
         if cfg.train.compile:
             self.model.compile_backbone()
@@ -212,6 +234,7 @@ class Run:
         self.eval_counts: list[list[list[int]]] = []
         self.task_log: list[dict[str, Any]] = []
         self.started = now()
+        self.warned_few_steps = False
 
     # ------------------------------------------------------------------ pieces
     def task(self, t: int) -> Task:
@@ -281,7 +304,15 @@ class Run:
         for i, head in enumerate(model.heads):
             head.requires_grad_(i == t)
         loader = self.stream.train_loader(task, gen)
-        total = self.cfg.train.epochs * len(loader)
+        total = self.cfg.train.epochs * len(loader) if method.trains else 0
+        if method.trains and total < MIN_STEPS and not self.warned_few_steps:
+            self.warned_few_steps = True
+            warnings.warn(FewStepsWarning(
+                f"task {t + 1} has {len(task.train)} training images: {total} optimizer steps "
+                f"({self.cfg.train.epochs} epochs of {len(loader)} batches of at most "
+                f"{self.stream.batch_size}), fewer than {MIN_STEPS}, too few to train its head; "
+                f"raise train.epochs or lower data.batch_size (later tasks are not named)"
+            ), stacklevel=2)
         if self.cfg.train.max_steps_per_task is not None:
             total = min(total, self.cfg.train.max_steps_per_task)
         ctx = TaskContext(task=task, stream=self.stream, device=self.device, total_steps=total,
@@ -290,7 +321,10 @@ class Run:
         method.before_task(model, ctx)
         for obs in self.observers:
             obs.before_task(self, ctx)
-        step = self.method_step if method.owns_step else self.optimizer_step(ctx)
+        if total == 0:
+            step = None
+        else:
+            step = self.method_step if method.owns_step else self.optimizer_step(ctx)
         losses: list[torch.Tensor] = []
         checked = 0
         images_seen = 0
@@ -363,6 +397,7 @@ class Run:
             "environment": environment(str(self.device)),
             "checkpoint_sha256": self.checkpoint_sha256,
             "method": {"version": self.method.version, "params": self.method.params},
+            "data": self.stream.fingerprint,
             "started": self.started,
             "updated": now(),
             "class_order": [int(c) for c in self.stream.class_order],
@@ -380,6 +415,7 @@ class Run:
         state = {
             "config": self.cfg.to_dict(),
             "method_version": self.method.version,
+            "data": self.stream.fingerprint,
             "completed_tasks": len(self.task_log),
             "structure": self.model.structure(),
             "model": {k: v for k, v in self.model.state_dict().items()
@@ -407,6 +443,12 @@ class Run:
                 f"the checkpoint at {path} was written by version "
                 f"{state.get('method_version', 1)} of method {self.cfg.method.name!r} (now "
                 f"{self.method.version}); pass --force to start over"
+            )
+        if state.get("data", self.stream.fingerprint) != self.stream.fingerprint:
+            raise ConfigError(
+                f"the checkpoint at {path} was written on other data under the same config "
+                f"({changed(state['data'], self.stream.fingerprint)} differ); pass --force to "
+                f"start over"
             )
         self.model.rebuild(state["structure"])
         self.method.setup(self.model)
@@ -497,6 +539,10 @@ def _run_locked(
     if not force and rec_path.exists():
         old = json.loads(rec_path.read_text())
         why = mismatch(old, cfg)
+        if why is None and "data" in old:
+            now_data = fingerprint_of(cfg, cfg.seed)
+            if old["data"] != now_data:
+                why = f"other data under the same config ({changed(old['data'], now_data)})"
         if old.get("status") == "complete" and why is None:
             return old
         if why is not None:

@@ -137,6 +137,7 @@ class DataConfigLike(Protocol):
     train_per_class: int | None
     test_per_class: int | None
     split_seed: int
+    path: str | None
 
 
 @dataclass(frozen=True)

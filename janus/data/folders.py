@@ -1,9 +1,10 @@
 """Full-size photograph data sets read from image files on disk.
 
 ImageNet-R (Hendrycks et al. 2021), ImageNet-A (Hendrycks et al. 2021), ImageNet-100 (an
-ImageFolder tree of 100 ImageNet classes), DomainNet (Peng et al. 2019) and CUB-200-2011
-(Wah et al. 2011). Every loader returns :class:`FileSource` images (opened lazily) with
-``native_size=None``; labels index the class identifiers in the order of their id.
+ImageFolder tree of 100 ImageNet classes), DomainNet (Peng et al. 2019), CUB-200-2011
+(Wah et al. 2011) and ``imagefolder`` (a user's own tree). Every loader returns
+:class:`FileSource` images (opened lazily) with ``native_size=None``; labels index the class
+identifiers in the order of their id.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ DOMAINNET_LAYOUT = (
     f"for at least one domain of {', '.join(DOMAINNET_DOMAINS)}; each line "
     "'<domain>/<class>/<file> <class index 0-344>', the path relative to domainnet/, so the "
     "images lie at domainnet/<domain>/<class>/<file> (unpack <domain>.zip inside domainnet/)"
+)
+IMAGEFOLDER_LAYOUT = (
+    "the data root is the tree itself: <root>/train/<class>/<file> and <root>/test/<class>/<file> "
+    "(or val/ for test/; the same class folders in both), or one tree <root>/<class>/<file> "
+    "split 80/20 per class with data.split_seed; image files .jpg/.jpeg/.png, classes in "
+    "sorted folder-name order"
 )
 CUB_LAYOUT = (
     "CUB_200_2011/ as unpacked from CUB_200_2011.tgz: images.txt ('<id> <path>'), "
@@ -214,17 +221,28 @@ def load_imagenet_100(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     """ImageNet-100: a 100-class ImageNet subset with its train and val images as folders."""
     assert root is not None
     folder = require_dir(cfg.dataset, root / "imagenet-100", IMAGENET_100_LAYOUT)
-    trees = [
-        class_folders(require_dir(cfg.dataset, folder / split, IMAGENET_100_LAYOUT))
-        for split in ("train", "val")
-    ]
+    classes, train, test = train_test_trees(cfg.dataset, folder, IMAGENET_100_LAYOUT, ("val",))
+    return DatasetSplits(cfg.dataset, classes, train, test)
+
+
+# --------------------------------------------------------------------------- own trees
+
+
+def train_test_trees(
+    name: str, folder: Path, layout: str, test_names: Sequence[str] = ("test", "val")
+) -> tuple[list[str], ImageSet, ImageSet]:
+    """Classes and images of ``folder/train`` and of the first of ``folder/<test_names>``
+    present (the last when none is), ImageFolder style: the same class folders in both,
+    labels in sorted folder-name order."""
+    test_name = next((t for t in test_names if (folder / t).is_dir()), test_names[-1])
+    trees = [class_folders(require_dir(name, folder / split, layout))
+             for split in ("train", test_name)]
     if not trees[0] or list(trees[0]) != list(trees[1]):
         raise DataNotFoundError(
-            f"data set {cfg.dataset!r}: train/ and val/ under {str(folder)!r} must hold the "
+            f"data set {name!r}: train/ and {test_name}/ under {str(folder)!r} must hold the "
             f"same non-empty class folders (found {len(trees[0])} and {len(trees[1])}, "
-            f"differing: {sorted(set(trees[0]) ^ set(trees[1]))[:5]})"
+            f"differing: {sorted(set(trees[0]) ^ set(trees[1]))[:5]}). Expected: {layout}"
         )
-    classes = list(trees[0])
     sets = [
         image_set(
             [f for files in tree.values() for f in files],
@@ -232,7 +250,26 @@ def load_imagenet_100(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
         )
         for tree in trees
     ]
-    return DatasetSplits(cfg.dataset, classes, sets[0], sets[1])
+    return list(trees[0]), sets[0], sets[1]
+
+
+@register_dataset(
+    "imagefolder",
+    description="your own images: an ImageFolder tree at the data root",
+    expected_layout=IMAGEFOLDER_LAYOUT,
+    photographs=True,
+)
+def load_imagefolder(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+    """A user's ImageFolder tree: with a ``train/`` folder, ``train/`` and ``test/`` (or
+    ``val/``) are the splits; otherwise every class folder is split 80/20 with
+    ``cfg.split_seed`` (as :func:`folder_splits`)."""
+    assert root is not None
+    if (root / "train").is_dir():
+        classes, train, test = train_test_trees(cfg.dataset, root, IMAGEFOLDER_LAYOUT)
+    else:
+        classes, train, test = folder_splits(cfg.dataset, root, IMAGEFOLDER_LAYOUT,
+                                             cfg.split_seed)
+    return DatasetSplits(cfg.dataset, classes, train, test)
 
 
 # --------------------------------------------------------------------------- DomainNet

@@ -3,11 +3,14 @@
 Both files are the project's shared reference data (see ``../shared/data/README.md``):
 ``mini-imagenet-32`` (the 100 mini-ImageNet classes of Ravi & Larochelle, 500 train / 100
 test images per class) and ``tiny-imagenet-32`` (177 Tiny-ImageNet classes disjoint from
-mini-ImageNet, 500 train / 50 test per class), all 32x32 RGB re-encoded as JPEG.
+mini-ImageNet, 500 train / 50 test per class), all 32x32 RGB re-encoded as JPEG. The ``npz``
+data set reads any file in the same format (a user's own data, ``data.path``).
 """
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,7 @@ from janus.data.base import (
     missing,
     register_dataset,
 )
-from janus.errors import DataNotFoundError
+from janus.errors import ConfigError, DataNotFoundError
 
 KEYS = ("classes", *(f"{s}_{p}" for s in ("train", "test") for p in ("jpeg", "offsets", "labels")))
 
@@ -40,18 +43,37 @@ MINI_LAYOUT = _layout(MINI_FILE)
 TINY_LAYOUT = _layout(TINY_FILE)
 
 
-def load_npz(name: str, path: Path, layout: str) -> DatasetSplits:
-    """Read one JPEG-blob ``.npz``; images stay encoded until ``ImageSet.subset`` decodes them."""
+NPZ_LAYOUT = (
+    "data.path=FILE (absolute, or relative to the current folder or to the data root): an "
+    "'.npz' in the shared JPEG-blob format: " + _layout("FILE").split(", an .npz ", 1)[1]
+)
+
+
+def read_arrays(name: str, path: Path, layout: str) -> dict[str, np.ndarray]:
+    """The :data:`KEYS` arrays of a JPEG-blob ``.npz``, with one error naming the file for a
+    file that is not a readable ``.npz`` (truncated, not a zip, pickled objects)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            absent = [k for k in KEYS if k not in z.files]
+            if absent:
+                raise DataNotFoundError(
+                    f"data set {name!r}: {str(path)!r} lacks the keys {', '.join(absent)}. "
+                    f"Expected: {layout}"
+                )
+            return {k: z[k] for k in KEYS}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataNotFoundError(
+            f"data set {name!r}: {str(path)!r} is not a readable .npz file ({type(err).__name__}: "
+            f"{err}); it may be truncated or still downloading: copy it again. Expected: {layout}"
+        ) from None
+
+
+def load_npz(name: str, path: Path, layout: str, native_size: int | None = 32) -> DatasetSplits:
+    """Read one JPEG-blob ``.npz``; images stay encoded until ``ImageSet.subset`` decodes them.
+    ``native_size=None`` takes the side of the first training image (None if not square)."""
     if not path.is_file():
         raise missing(name, path, layout)
-    with np.load(path, allow_pickle=False) as z:
-        absent = [k for k in KEYS if k not in z.files]
-        if absent:
-            raise DataNotFoundError(
-                f"data set {name!r}: {str(path)!r} lacks the keys {', '.join(absent)}. "
-                f"Expected: {layout}"
-            )
-        arrays = {k: z[k] for k in KEYS}
+    arrays = read_arrays(name, path, layout)
     classes = [str(c) for c in arrays["classes"]]
     splits = {}
     for split in ("train", "test"):
@@ -66,7 +88,10 @@ def load_npz(name: str, path: Path, layout: str) -> DatasetSplits:
                 f"at most the blob size {len(blob)}); labels must lie in [0, {len(classes)})"
             )
         splits[split] = ImageSet(JpegBlobSource(blob, offsets), labels)
-    return DatasetSplits(name, classes, splits["train"], splits["test"], native_size=32)
+    if native_size is None and len(splits["train"]):
+        width, height = splits["train"].image(0).size
+        native_size = width if width == height else None
+    return DatasetSplits(name, classes, splits["train"], splits["test"], native_size=native_size)
 
 
 @register_dataset(
@@ -89,3 +114,21 @@ def load_tiny_imagenet_32(cfg: DataConfigLike, root: Path | None) -> DatasetSpli
     """Tiny-ImageNet minus the mini-ImageNet classes, down-sampled from 64x64 to 32x32."""
     assert root is not None
     return load_npz(cfg.dataset, root / TINY_FILE, TINY_LAYOUT)
+
+
+@register_dataset(
+    "npz",
+    description="your own images: a JPEG-blob .npz in the shared format (data.path=FILE)",
+    expected_layout=NPZ_LAYOUT,
+    needs_root=False,
+)
+def load_npz_file(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+    """Any ``.npz`` in the shared JPEG-blob format, named by ``cfg.path``; its images are
+    treated as stored images of their own (square) size, so the ``pil`` pipeline serves them."""
+    if not cfg.path:
+        raise ConfigError(f"data set 'npz' needs data.path=FILE (--set data.path=FILE). "
+                          f"Expected: {NPZ_LAYOUT}")
+    path = Path(cfg.path).expanduser()
+    if not path.is_absolute() and not path.is_file() and root is not None:
+        path = root / path
+    return load_npz(cfg.dataset, path, NPZ_LAYOUT, native_size=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from torchvision import transforms as T
 
 from janus.data.base import DATASETS, DatasetSplits, ImageSet, load_dataset, per_class_subset
 from janus.data.cache import decode
+from janus.data.fingerprint import data_fingerprint
 from janus.data.pipeline import PIPELINES, DeviceBatches, DeviceImages, resolve_workers
 from janus.devices import resolve_device
 from janus.errors import ConfigError
@@ -134,6 +136,8 @@ class ClassIncrementalStream:
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.pipeline = pipeline
+        self.fingerprint: dict[str, Any] = {}
+        """What identifies the data (:mod:`janus.data.fingerprint`), set by :func:`build_stream`."""
         self.device = device or torch.device("cpu")
         position = np.full(len(splits.classes), -1, dtype=np.int64)
         position[self.class_order] = np.arange(n)
@@ -271,8 +275,10 @@ def resolve_pipeline(pipeline: str, dataset: str) -> str:
     return "device" if entry is not None and entry.photographs else "pil"
 
 
-def build_stream(cfg, seed: int, progress: bool = False) -> ClassIncrementalStream:
-    """Load ``cfg.data.dataset`` and split it into tasks for the model in ``cfg.model``."""
+def build_stream(cfg, seed: int, progress: bool = False,
+                 num_tasks: int | None = None) -> ClassIncrementalStream:
+    """Load ``cfg.data.dataset`` and split it into tasks (``cfg.data.num_tasks`` unless
+    ``num_tasks`` is given) for the model in ``cfg.model``."""
     data = cfg.data
     pipeline = resolve_pipeline(data.pipeline, data.dataset)
     workers = resolve_workers(data.num_workers, pipeline)
@@ -280,9 +286,9 @@ def build_stream(cfg, seed: int, progress: bool = False) -> ClassIncrementalStre
         raise ConfigError(f"data.cache must be 'disk' or 'memory', got {data.cache!r}")
     splits = load_dataset(data, data.root)
     order = class_order(len(splits.classes), data, seed)
-    return ClassIncrementalStream(
+    stream = ClassIncrementalStream(
         splits,
-        num_tasks=data.num_tasks,
+        num_tasks=data.num_tasks if num_tasks is None else num_tasks,
         class_order=order,
         img_size=cfg.model.img_size,
         mean=tuple(cfg.model.mean),
@@ -299,3 +305,12 @@ def build_stream(cfg, seed: int, progress: bool = False) -> ClassIncrementalStre
         cache_dir=data.cache_dir,
         progress=progress,
     )
+    stream.fingerprint = data_fingerprint(splits, order)
+    return stream
+
+
+def fingerprint_of(cfg, seed: int) -> dict[str, Any]:
+    """:func:`janus.data.fingerprint.data_fingerprint` of ``cfg``'s data, without building a
+    stream (no image is decoded)."""
+    splits = load_dataset(cfg.data, cfg.data.root)
+    return data_fingerprint(splits, class_order(len(splits.classes), cfg.data, seed))

@@ -8,6 +8,7 @@ from janus.methods import (  # noqa: F401 (registers them)
     janus_lora,
     lora_drs,
     prompts,
+    references,
     sdlora,
     seqlora,
 )

@@ -67,6 +67,10 @@ class Method:
     version: ClassVar[int] = 1
     """Raised when a change of defaults or behaviour makes earlier records of the method stale
     (stored in every record; a stored run of another version is not reused or resumed)."""
+    trains: ClassVar[bool] = True
+    """False for methods that take no optimizer steps (the loop skips the task's batches)."""
+    single_task: ClassVar[bool] = False
+    """True for a method that learns all classes as one task (the ``joint`` upper bound)."""
     owns_step: ClassVar[bool] = False
     """True when the method updates its parameters itself in :meth:`train_step`."""
 

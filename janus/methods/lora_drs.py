@@ -38,7 +38,7 @@ from janus.errors import ConfigError
 from janus.lora import LoRAComponent
 from janus.methods.base import Method, TaskContext, register_method
 from janus.model import ContinualViT
-from janus.prototypes import class_means
+from janus.prototypes import class_means, nearest_prototype_scores
 from janus.rectification import ActivationCapture, rectified_gradients
 
 
@@ -227,9 +227,7 @@ class LoRADRS(Method):
     def predict(self, model: ContinualViT, images: torch.Tensor, num_tasks: int) -> torch.Tensor:
         """NME: minus the squared distance to the normalised prototypes of the classes seen."""
         n = sum(h.out_features for h in model.heads[:num_tasks])
-        z = F.normalize(self.features(model, images).float(), dim=-1)
-        protos = F.normalize(self.prototypes[:n], dim=-1)
-        return -torch.cdist(z, protos).pow(2)
+        return nearest_prototype_scores(self.features(model, images), self.prototypes[:n])
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,66 @@
+"""The reference rows of a class-incremental table: ``joint`` (upper bound) and ``ncm``
+(SimpleCIL; the frozen backbone alone).
+
+- ``joint``: the protocol's LoRA (one pair per adapted slice), head, optimizer, schedule and
+  epochs, trained on *all* classes as one task: the stream is built with a single task, so
+  the record's accuracy matrix is 1 x 1 (ACC = MAA = the accuracy over all classes; BWT is 0
+  by definition, not a measurement). The usual upper bound of CL tables (e.g. "Joint" /
+  "Upper bound" rows of InfLoRA and SD-LoRA), here under our protocol.
+- ``ncm``: SimpleCIL (Zhou et al., "Revisiting class-incremental learning with pre-trained
+  models: generalizability and adaptivity are all you need", IJCV 2024, Sec. 4, "prototype
+  classifier"): no training at all; after each task the prototype of each new class is the
+  mean of its training images' features (test transform), and a test image takes the class
+  of the prototype with the highest cosine similarity among the classes seen.
+
+Choices: ``docs/methods/references.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from janus.config import RunConfig
+from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.finetune import Finetune
+from janus.model import ContinualViT
+from janus.prototypes import class_means, nearest_prototype_scores
+
+
+@register_method
+class Joint(Finetune):
+    """One LoRA and one head trained on all classes at once (the stream has one task)."""
+
+    name = "joint"
+    description = "reference: one LoRA trained on all classes at once (upper bound)"
+    single_task = True
+
+
+@register_method
+class NCM(Method):
+    """SimpleCIL: frozen backbone, class-mean prototypes, cosine nearest prototype."""
+
+    name = "ncm"
+    description = "reference: SimpleCIL, frozen backbone + class-mean prototypes (no training)"
+    trains = False
+
+    def __init__(self, cfg: RunConfig, **params: Any) -> None:
+        super().__init__(cfg, **params)
+        self.prototypes: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        means = class_means(model, ctx, normalized=False)
+        self.prototypes = means if self.prototypes is None else torch.cat([self.prototypes, means])
+
+    @torch.no_grad()
+    def predict(self, model: ContinualViT, images: torch.Tensor, num_tasks: int) -> torch.Tensor:
+        n = sum(h.out_features for h in model.heads[:num_tasks])
+        return nearest_prototype_scores(self.features(model, images), self.prototypes[:n])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"prototypes": self.prototypes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.prototypes = state["prototypes"]
