@@ -123,7 +123,7 @@ def mismatch(record: dict[str, Any], cfg: RunConfig) -> str | None:
     """Why a stored record (or checkpoint) was not made with this config on the same backbone
     weights and method version, or None when it was: the condition for reusing or resuming it."""
     if comparable(record["config"]) != comparable(cfg.to_dict()):
-        return "a different config"
+        return f"a different config (differing: {config_diff(record['config'], cfg.to_dict())})"
     sha = checkpoint_sha256(cfg.model)
     if record.get("checkpoint_sha256", sha) != sha:  # the same config on other weights
         return "other backbone weights"
@@ -132,6 +132,18 @@ def mismatch(record: dict[str, Any], cfg: RunConfig) -> str | None:
         return (f"version {old} of method {cfg.method.name!r}, whose defaults or behaviour "
                 f"have changed since (now version {method_version(cfg)})")
     return None
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The dotted fields (machine fields aside) whose values differ, with both values."""
+    a, b = comparable(old), comparable(new)
+    parts = [f"{section}.{key} {a[section].get(key)!r} -> {b[section].get(key)!r}"
+             for section in sorted(set(a) | set(b)) if isinstance(b.get(section), dict)
+             for key in sorted(set(a.get(section, {})) | set(b[section]))
+             if a.get(section, {}).get(key) != b[section].get(key)]
+    parts += [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+              if not isinstance(b.get(k), dict) and a.get(k) != b.get(k)]
+    return ", ".join(parts) or "nothing"
 
 
 def changed(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -286,13 +298,15 @@ class Run:
     def check_finite(self, losses: list[torch.Tensor], first: int, ctx: TaskContext) -> None:
         """Raise if any of ``losses`` (steps ``first``, ``first + 1``, ...) is not finite: one
         host synchronisation for the whole window."""
-        finite = torch.isfinite(torch.stack(losses)) if losses else None
+        window = torch.stack(losses) if losses else None
+        finite = torch.isfinite(window) if window is not None else None
         if finite is not None and not bool(finite.all()):
-            bad = first + int((~finite).nonzero()[0, 0])
+            at = int((~finite).nonzero()[0, 0])
             raise NonFiniteLossError(
-                f"non-finite loss in task {ctx.index + 1} at step {bad + 1} (checked steps "
-                f"{first + 1}-{first + len(losses)} of {ctx.total_steps}); lower train.lr "
-                f"(now {self.cfg.train.lr:g}) or the method's step sizes"
+                f"non-finite loss ({float(window[at])}) in task {ctx.index + 1} at step "
+                f"{first + at + 1} (checked steps {first + 1}-{first + len(losses)} of "
+                f"{ctx.total_steps}); lower train.lr (now {self.cfg.train.lr:g}) or the method's "
+                f"step sizes"
             )
 
     def train_task(self, t: int) -> dict[str, Any]:
@@ -435,8 +449,9 @@ class Run:
         state = torch.load(path, map_location=self.device, weights_only=False)
         if comparable(state["config"]) != comparable(self.cfg.to_dict()):
             raise ConfigError(
-                f"the checkpoint at {path} was written by a different config; resume with the "
-                f"same settings, or pass --force to start over"
+                f"the checkpoint at {path} was written by a different config (differing: "
+                f"{config_diff(state['config'], self.cfg.to_dict())}); resume with the same "
+                f"settings, or pass --force to start over"
             )
         if state.get("method_version", 1) != self.method.version:
             raise ConfigError(
@@ -472,7 +487,16 @@ class Run:
             self.method.setup(self.model)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for t in range(len(self.task_log), self.stream.num_tasks):
-            entry = self.train_task(t)
+            try:
+                entry = self.train_task(t)
+            except NonFiniteLossError as err:
+                failed = self.record("failed")
+                failed["failure"] = {"task": t, "reason": str(err)}
+                write_json(self.out_dir / RECORD_NAME, failed)
+                raise NonFiniteLossError(
+                    f"{err}. The record at {self.out_dir / RECORD_NAME} is marked failed; "
+                    f"the {t} finished task(s) are kept: after lowering the setting, start over "
+                    f"with --force (a resumed run must keep its config)") from None
             accs, counts, eval_seconds = self.evaluate(t)
             self.acc[t, : t + 1] = accs
             self.eval_counts.append(counts)

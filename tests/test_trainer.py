@@ -234,3 +234,35 @@ def test_inflora_cosine_is_the_official_schedule_stepped_once_per_epoch():
     assert seen[-1] / seen[0] == pytest.approx(math.sin(math.pi / 200))  # 1.6% at the end
     assert profile("paper").train.schedule == "inflora-cosine"
     assert profile("mini").train.schedule == "cosine"  # the committed mini evidence's
+
+
+def test_a_diverging_run_marks_its_record_failed_and_keeps_finished_tasks(tmp_path):
+    """train.lr=1e9: one clear error naming task, step, loss and setting; the record says
+    failed and why; a resume with another lr is refused naming the field that differs."""
+    import json
+
+    from janus.errors import NonFiniteLossError
+    from janus.trainer import Observer, Run, run_dir
+
+    cfg = tiny("data.num_tasks=3", "data.num_classes=9")
+    good = run(cfg, tmp_path / "ok", progress=False)
+    assert good["status"] == "complete"
+
+    class Explode(Observer):  # diverge only in the second task, so one task finishes first
+        def before_task(self, r, ctx):
+            if ctx.index == 1:
+                for g in r.model.heads[1].parameters():
+                    g.data.fill_(float("inf"))
+
+    bad = tiny("data.num_tasks=3", "data.num_classes=9", "train.lr=0.01")
+    r = Run(bad, run_dir(bad, tmp_path / "runs"), progress=False, observers=[Explode()])
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss \((nan|inf)\) in task 2 at "
+                                                 r"step 1 .*lower train.lr \(now 0.01\).*"
+                                                 r"marked failed"):
+        r.execute(resume=False)
+    record = json.loads((run_dir(bad, tmp_path / "runs") / "record.json").read_text())
+    assert record["status"] == "failed" and record["failure"]["task"] == 1
+    assert "non-finite loss" in record["failure"]["reason"] and len(record["tasks"]) == 1
+    lowered = tiny("data.num_tasks=3", "data.num_classes=9", "train.lr=1e-3")
+    with pytest.raises(JanusError, match=r"differing: train.lr 0.01 -> 0.001"):
+        run(lowered, tmp_path / "runs", progress=False, resume=True)
