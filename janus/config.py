@@ -29,13 +29,19 @@ class DataConfig:
     num_classes: int | None = None
     """Use the first N classes of the class order (all when None)."""
     class_order: str = "sorted"
-    """``sorted`` (label order) or ``permuted`` (seeded permutation)."""
+    """``sorted`` (label order), ``permuted`` (seeded permutation), ``pycil`` or ``pycil-<seed>``
+    (the legacy numpy permutation of PyCIL-derived code, e.g. SD-LoRA's ``pycil-1993``); see
+    :func:`janus.data.stream.class_order`."""
     order_seed: int | None = None
-    """Seed of the permuted class order; None means the run seed."""
+    """Seed of the ``permuted`` / ``pycil`` class order; None means the run seed."""
     train_per_class: int | None = None
     test_per_class: int | None = None
     split_seed: int = 0
     """Seed of the train/test split for data sets without an official one."""
+    split: str = "auto"
+    """Which split lists a data set with several reads: ``auto`` (each data set's default),
+    ``inflora`` (DomainNet: the InfLoRA / CODA-Prompt yaml lists) or ``official`` (DomainNet:
+    the official per-domain lists)."""
     batch_size: int = 128
     eval_batch_size: int = 256
     num_workers: int | str = "auto"

@@ -101,6 +101,7 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     data = c["data"]  # records written before data.pipeline existed used PIL transforms
     data["pipeline"] = resolve_pipeline(data.get("pipeline", "pil"), data["dataset"])
     c["train"].setdefault("compile", False)  # records from before train.compile
+    data.setdefault("split", "auto")  # records from before data.split
     c["method"].setdefault("label", None)  # records written before labels existed
     return c
 

@@ -33,6 +33,27 @@ def test_class_order_sorted_permuted_and_truncated():
         class_order(10, DataConfig(class_order="random"), seed=0)
 
 
+def test_pycil_orders_are_the_legacy_global_numpy_permutation():
+    """PyCIL-derived code (SD-LoRA ``utils/data_manager.py`` lines 155-157): ``np.random.seed(
+    seed); np.random.permutation(n)``, written out here with the global generator."""
+    state = np.random.get_state()
+    try:
+        np.random.seed(1993)
+        want_1993 = np.random.permutation(100)
+        np.random.seed(7)
+        want_7 = np.random.permutation(100)
+    finally:
+        np.random.set_state(state)
+    assert class_order(100, DataConfig(class_order="pycil-1993"), seed=0).tolist() == \
+        want_1993.tolist()
+    assert want_1993[:5].tolist() == [68, 56, 78, 8, 23]  # the order PyCIL logs for CIFAR-100
+    assert class_order(100, DataConfig(class_order="pycil"), seed=7).tolist() == want_7.tolist()
+    assert class_order(100, DataConfig(class_order="pycil", order_seed=1993),
+                       seed=7).tolist() == want_1993.tolist()
+    with pytest.raises(ConfigError, match="pycil-<seed>"):
+        class_order(10, DataConfig(class_order="pycil-x"), seed=0)
+
+
 def test_tasks_are_contiguous_label_ranges_of_the_class_order():
     cfg = apply_overrides(
         profile("smoke"),

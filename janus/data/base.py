@@ -138,6 +138,7 @@ class DataConfigLike(Protocol):
     test_per_class: int | None
     split_seed: int
     path: str | None
+    split: str
 
 
 @dataclass(frozen=True)

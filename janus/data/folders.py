@@ -24,7 +24,7 @@ from janus.data.base import (
     missing,
     register_dataset,
 )
-from janus.errors import DataNotFoundError
+from janus.errors import ConfigError, DataNotFoundError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 TRAIN_FRACTION = 0.8
@@ -46,11 +46,16 @@ IMAGENET_100_LAYOUT = (
     "layout, the same class folders in both, image files .jpg/.jpeg/.png)"
 )
 DOMAINNET_LAYOUT = (
-    "domainnet/<domain>_train.txt and domainnet/<domain>_test.txt (the official split lists) "
-    f"for at least one domain of {', '.join(DOMAINNET_DOMAINS)}; each line "
-    "'<domain>/<class>/<file> <class index 0-344>', the path relative to domainnet/, so the "
-    "images lie at domainnet/<domain>/<class>/<file> (unpack <domain>.zip inside domainnet/)"
+    "domainnet/domainnet_train.yaml and domainnet/domainnet_test.yaml (the split of the InfLoRA "
+    "and CODA-Prompt code bases, their dataloaders/splits/; 'data:' paths "
+    ".../<domain>/<class>/<file>, 'targets:' class indices 0-344; used when present, "
+    "data.split=inflora requires them), or domainnet/<domain>_train.txt and "
+    "domainnet/<domain>_test.txt (the official split lists, data.split=official) for at least "
+    f"one domain of {', '.join(DOMAINNET_DOMAINS)}, each line '<domain>/<class>/<file> <class "
+    "index 0-344>'; the images lie at domainnet/<domain>/<class>/<file> (unpack <domain>.zip "
+    "inside domainnet/)"
 )
+SPLITS = ("auto", "inflora", "official")
 IMAGEFOLDER_LAYOUT = (
     "the data root is the tree itself: <root>/train/<class>/<file> and <root>/test/<class>/<file> "
     "(or val/ for test/; the same class folders in both), or one tree <root>/<class>/<file> "
@@ -290,21 +295,29 @@ def read_domainnet_list(path: Path) -> list[tuple[str, int]]:
     return rows
 
 
-@register_dataset(
-    "domainnet",
-    description="DomainNet, 345 classes in six domains (official train/test lists)",
-    expected_layout=DOMAINNET_LAYOUT,
-    photographs=True,
-)
-def load_domainnet(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
-    """DomainNet (Peng et al., "Moment Matching for Multi-Source Domain Adaptation", 2019).
+def read_domainnet_yaml(path: Path) -> list[tuple[str, int]]:
+    """The ``(<domain>/<class>/<file>, class index)`` entries of an InfLoRA / CODA-Prompt
+    ``domainnet_{train,test}.yaml`` (``data:`` paths, of which the last three components are
+    kept, and ``targets:``)."""
+    with open(path) as f:
+        content = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    data = content.get("data") if isinstance(content, dict) else None
+    targets = content.get("targets") if isinstance(content, dict) else None
+    if not isinstance(data, list) or not isinstance(targets, list) or len(data) != len(targets):
+        raise DataNotFoundError(f"{str(path)!r} needs 'data:' (image paths) and 'targets:' "
+                                f"(class indices) lists of the same length")
+    rows = []
+    for entry, target in zip(data, targets, strict=True):
+        parts = str(entry).split("/")
+        if len(parts) < 3 or not all(parts[-3:]) or not isinstance(target, int):
+            raise DataNotFoundError(f"{str(path)!r}: entry {entry!r} (target {target!r}) is not "
+                                    f".../<domain>/<class>/<file> with an integer target")
+        rows.append(("/".join(parts[-3:]), target))
+    return rows
 
-    The images of every domain whose two list files are present are pooled (domains in the
-    order clipart, infograph, painting, quickdraw, real, sketch). Labels are the lists'
-    class indices; class names come from the folder in each path.
-    """
-    assert root is not None
-    folder = require_dir(cfg.dataset, root / "domainnet", DOMAINNET_LAYOUT)
+
+def official_domainnet_lists(name: str, folder: Path) -> list[list[Path]]:
+    """The ``[<domain>_train.txt, <domain>_test.txt]`` pairs present, in domain order."""
     found = []
     for domain in DOMAINNET_DOMAINS:
         pair = [folder / f"{domain}_{split}.txt" for split in ("train", "test")]
@@ -312,13 +325,47 @@ def load_domainnet(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
             if not all(p.is_file() for p in pair):
                 absent = next(p for p in pair if not p.is_file())
                 raise DataNotFoundError(
-                    f"data set {cfg.dataset!r}: {str(absent)!r} is missing (each domain "
+                    f"data set {name!r}: {str(absent)!r} is missing (each domain "
                     f"needs both lists). Expected layout under the data root: {DOMAINNET_LAYOUT}"
                 )
             found.append(pair)
     if not found:
-        raise missing(cfg.dataset, folder / "<domain>_train.txt", DOMAINNET_LAYOUT)
-    rows = [[read_domainnet_list(p) for p in pair] for pair in found]
+        raise missing(name, folder / "<domain>_train.txt", DOMAINNET_LAYOUT)
+    return found
+
+
+@register_dataset(
+    "domainnet",
+    description="DomainNet, 345 classes in six domains (InfLoRA's yaml split, or the official "
+                "lists)",
+    expected_layout=DOMAINNET_LAYOUT,
+    photographs=True,
+)
+def load_domainnet(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+    """DomainNet (Peng et al., "Moment Matching for Multi-Source Domain Adaptation", 2019).
+
+    With ``domainnet_{train,test}.yaml`` (the split InfLoRA and CODA-Prompt use for their
+    5 x 69-class DomainNet tables, ``data.split`` auto or inflora) those lists are read. With
+    the official ``<domain>_{train,test}.txt`` lists (``data.split=official``, or auto without
+    the yaml files) the images of every domain whose two list files are present are pooled
+    (domains in the order clipart, infograph, painting, quickdraw, real, sketch). Labels are
+    the lists' class indices (InfLoRA's class order is theirs: ``data.class_order=sorted``);
+    class names come from the folder in each path.
+    """
+    assert root is not None
+    folder = require_dir(cfg.dataset, root / "domainnet", DOMAINNET_LAYOUT)
+    if cfg.split not in SPLITS:
+        raise ConfigError(f"data.split must be one of {', '.join(SPLITS)} for {cfg.dataset!r}, "
+                          f"got {cfg.split!r}")
+    yamls = [folder / f"domainnet_{split}.yaml" for split in ("train", "test")]
+    if cfg.split == "inflora" or (cfg.split == "auto" and any(p.is_file() for p in yamls)):
+        for p in yamls:
+            if not p.is_file():
+                raise missing(cfg.dataset, p, DOMAINNET_LAYOUT)
+        found, rows = [yamls], [[read_domainnet_yaml(p) for p in yamls]]
+    else:
+        found = official_domainnet_lists(cfg.dataset, folder)
+        rows = [[read_domainnet_list(p) for p in pair] for pair in found]
     names: dict[int, str] = {}
     for pair, lists in zip(found, rows, strict=True):
         for path, entries in zip(pair, lists, strict=True):

@@ -243,16 +243,28 @@ class ClassIncrementalStream:
         return DataLoader(images, batch_size=size, num_workers=self.num_workers)
 
 
+CLASS_ORDERS = ("sorted", "permuted", "pycil", "pycil-<seed>")
+
+
 def class_order(num_available: int, data_cfg, seed: int) -> np.ndarray:
-    """Sorted label order or a seeded permutation, truncated to ``data_cfg.num_classes``."""
-    if data_cfg.class_order == "sorted":
+    """The class order, truncated to ``data_cfg.num_classes``: ``sorted`` (label order; the
+    InfLoRA code's, whose configs set ``"shuffle": false``), ``permuted`` (our seeded
+    permutation, numpy's Generator), ``pycil`` (PyCIL-derived code's ``np.random.seed(s);
+    np.random.permutation(n)`` with ``"shuffle": true``; ``s`` = ``data.order_seed``, else the
+    run seed) or ``pycil-<s>`` (the same with seed ``s``: ``pycil-1993`` is SD-LoRA's order on
+    CIFAR-100, ImageNet-A and DomainNet, ``pycil-1995`` on ImageNet-R)."""
+    name = data_cfg.class_order
+    s = seed if data_cfg.order_seed is None else data_cfg.order_seed
+    if name == "sorted":
         order = np.arange(num_available)
-    elif data_cfg.class_order == "permuted":
-        s = seed if data_cfg.order_seed is None else data_cfg.order_seed
+    elif name == "permuted":
         order = np.random.default_rng(s).permutation(num_available)
+    elif name == "pycil" or (name.startswith("pycil-") and name[6:].isdigit()):
+        legacy = s if name == "pycil" else int(name[6:])
+        order = np.random.RandomState(legacy).permutation(num_available)
     else:
         raise ConfigError(
-            f"data.class_order must be 'sorted' or 'permuted', got {data_cfg.class_order!r}"
+            f"data.class_order must be one of {', '.join(CLASS_ORDERS)}, got {name!r}"
         )
     n = data_cfg.num_classes
     if n is not None:

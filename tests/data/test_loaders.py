@@ -320,6 +320,43 @@ def test_domainnet(tmp_path: Path) -> None:
     assert (pixels(data.test, 0) == BLUE).all()
 
 
+def write_domainnet_yaml(folder: Path) -> None:
+    """InfLoRA-style lists (paths under data/DomainNet/) over the images of write_domainnet,
+    numbering the classes differently: 0 zebra, 1 airplane, 2 aircraft_carrier."""
+    lists = {
+        "train": [("clipart/zebra/c2.jpg", 0), ("sketch/airplane/s1.jpg", 1)],
+        "test": [("sketch/aircraft_carrier/s3.jpg", 2), ("clipart/airplane/c3.png", 1)],
+    }
+    for split, entries in lists.items():
+        content = {"data": [f"data/DomainNet/{p}" for p, _ in entries],
+                   "targets": [t for _, t in entries]}
+        (folder / f"domainnet_{split}.yaml").write_text(yaml.safe_dump(content))
+
+
+def test_domainnet_reads_the_inflora_yaml_split_when_present(tmp_path: Path) -> None:
+    folder = tmp_path / "domainnet"
+    write_domainnet(folder)
+    write_domainnet_yaml(folder)
+    data = load("domainnet", tmp_path)
+    assert data.classes == ["zebra", "airplane", "aircraft_carrier"]  # the yaml's numbering
+    assert paths(data.train) == [str(folder / "clipart/zebra/c2.jpg"),
+                                 str(folder / "sketch/airplane/s1.jpg")]
+    assert data.test.labels.tolist() == [2, 1]
+    official = load_dataset(DataConfig(dataset="domainnet", split="official"), tmp_path)
+    assert official.classes == ["aircraft_carrier", "airplane", "zebra"] and len(official.train) == 3
+    (folder / "domainnet_test.yaml").unlink()
+    with pytest.raises(DataNotFoundError, match="domainnet_test.yaml' not found"):
+        load("domainnet", tmp_path)
+    (folder / "domainnet_train.yaml").unlink()
+    assert len(load("domainnet", tmp_path).train) == 3  # auto: the official lists
+    with pytest.raises(DataNotFoundError, match="domainnet_train.yaml' not found"):
+        load_dataset(DataConfig(dataset="domainnet", split="inflora"), tmp_path)
+    write_domainnet_yaml(folder)
+    (folder / "domainnet_train.yaml").write_text("data: [a/b/c.jpg]\ntargets: []\n")
+    with pytest.raises(DataNotFoundError, match="same length"):
+        load_dataset(DataConfig(dataset="domainnet", split="inflora"), tmp_path)
+
+
 def test_domainnet_errors(tmp_path: Path) -> None:
     folder = tmp_path / "domainnet"
     folder.mkdir()

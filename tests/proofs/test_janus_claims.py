@@ -13,7 +13,12 @@ from janus import metrics
 from proofs.core import REGISTRY, Outcome, claim
 from tests.proofs.harness import paper_claim_tests
 
-FINDINGS = {"janus.gr.eq31-printed", "janus.gr.leak", "janus.eq4.printed"}
+FINDINGS = {
+    "janus.gr.eq31-printed",
+    "janus.gr.leak",
+    "janus.gr.leak-vs-naive",
+    "janus.eq4.printed",
+}
 REQUIRED = ("janus.thm31", "janus.gr", "janus.eq4", "janus.stiefel", "janus.metrics")
 """Claim-id prefixes the registry must hold."""
 
@@ -46,7 +51,7 @@ PERTURBATIONS: dict[str, tuple[object, str, Callable, set[str]]] = {
         geo,
         "safe_update",
         lambda dw, V: dw + (dw @ V) @ V.T,
-        {"janus.thm31.numeric"},
+        {"janus.thm31.numeric", "janus.gr.leak-vs-naive"},
     ),
     "safe_update projector on the wrong side": (
         geo,
@@ -94,13 +99,14 @@ PERTURBATIONS: dict[str, tuple[object, str, Callable, set[str]]] = {
         geo,
         "lora_factor_gradients",
         lambda g, A, B, s: ((g.T @ B), (A.T @ g)),
-        {"janus.eq4.factor-grads", "janus.eq4.printed", "janus.gr.leak"},
+        {"janus.eq4.factor-grads", "janus.eq4.printed", "janus.gr.leak",
+         "janus.gr.leak-vs-naive"},
     ),
     "lora_factor_gradients without s": (
         geo,
         "lora_factor_gradients",
         lambda g, A, B, s: (B.T @ g, g @ A.T),
-        {"janus.eq4.factor-grads", "janus.eq4.printed"},
+        {"janus.eq4.factor-grads", "janus.eq4.printed", "janus.gr.leak-vs-naive"},
     ),
     "rectify with delta ignored (delta = 0)": (
         geo,
@@ -112,7 +118,7 @@ PERTURBATIONS: dict[str, tuple[object, str, Callable, set[str]]] = {
         geo,
         "rectify_factor_updates",
         lambda w, A, B, s, gamma: G["rectify_factor_updates"](w, A, B, s, gamma * s**2),
-        {"janus.gr.ridge", "janus.gr.symbolic", "janus.gr.delta-limit"},
+        {"janus.gr.ridge", "janus.gr.symbolic", "janus.gr.delta-limit", "janus.gr.leak-vs-naive"},
     ),
     "rectify without the 1/s": (
         geo,
@@ -132,13 +138,14 @@ PERTURBATIONS: dict[str, tuple[object, str, Callable, set[str]]] = {
             "janus.gr.joint-optimum",
             "janus.gr.safe-when",
             "janus.gr.leak",
+            "janus.gr.leak-vs-naive",
         },
     ),
     "composite_update wrong sign": (
         geo,
         "composite_update",
         lambda dA, dB, A, B, s, second_order=False: s * (B @ dA - dB @ A),
-        {"janus.gr.safe-when", "janus.gr.joint-optimum"},
+        {"janus.gr.safe-when", "janus.gr.joint-optimum", "janus.gr.leak-vs-naive"},
     ),
     "composite_update drops the second-order term": (
         geo,
