@@ -343,7 +343,8 @@ def test_domainnet_reads_the_inflora_yaml_split_when_present(tmp_path: Path) -> 
                                  str(folder / "sketch/airplane/s1.jpg")]
     assert data.test.labels.tolist() == [2, 1]
     official = load_dataset(DataConfig(dataset="domainnet", split="official"), tmp_path)
-    assert official.classes == ["aircraft_carrier", "airplane", "zebra"] and len(official.train) == 3
+    assert official.classes == ["aircraft_carrier", "airplane", "zebra"]
+    assert len(official.train) == 3
     (folder / "domainnet_test.yaml").unlink()
     with pytest.raises(DataNotFoundError, match="domainnet_test.yaml' not found"):
         load("domainnet", tmp_path)

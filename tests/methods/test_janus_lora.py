@@ -1,4 +1,6 @@
-"""Janus-LoRA against dense references: GR of the safe gradient, OE, DML."""
+"""Janus-LoRA against dense references written out from the paper's equations (float64,
+not the library's own formulas): GR of the safe gradient (Thm 3.1 Eq. 3, Eq. 30 / 38), OE
+(Eq. 8-10, gradient by autograd), DML (Eq. 11); LoRA scale, DML defaults, union memory."""
 
 import math
 
@@ -8,11 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from janus import geometry as geo
-from janus.config import LoRAConfig, ModelConfig, apply_overrides, profile
+from janus.config import PROFILES, LoRAConfig, ModelConfig, apply_overrides, profile
 from janus.errors import ConfigError
+from janus.lora import LoRAComponent
 from janus.methods.janus_lora import JanusLoRA
 from janus.model import build_model
+from janus.rectification import rectified_gradients
 from janus.trainer import run
+
+F64 = torch.float64
 
 SMALL = ModelConfig(source="config", img_size=16, patch_size=8, embed_dim=24, depth=2,
                     num_heads=2)
@@ -40,9 +46,20 @@ def backward(model, method, seed=1):
     F.cross_entropy(model.heads[0](model.features(x)), y).backward()
 
 
+def dense_gr(target, A, B, s, gamma):
+    """GR written out in its gamma form (float64): Eq. 30 (with the factor s, ERRATA E2)
+    (s^2 B^T B + gamma I) dA = s B^T target, Eq. 33 R = target - s B dA, Eq. 38
+    dB = s R A^T (s^2 A A^T + gamma I)^-1 -- the library's delta = gamma / s^2 form is not used."""
+    eye = torch.eye(A.shape[0], dtype=F64)
+    dA = torch.linalg.solve(s**2 * B.T @ B + gamma * eye, s * B.T @ target)
+    R = target - s * B @ dA
+    dB = s * R @ A.T @ torch.linalg.inv(s**2 * A @ A.T + gamma * eye)
+    return dA, dB
+
+
 @pytest.mark.parametrize("with_history", [True, False])
 def test_gr_equals_dense_rectification_of_the_safe_gradient(with_history):
-    model, method = setup(gamma=1e-3)
+    model, method = setup(gamma=1e-2)
     if with_history:
         method.history = [geo.qr_retraction(torch.randn(24, 5)) for _ in model.adapters]
     method.before_task(model, None)
@@ -51,16 +68,18 @@ def test_gr_equals_dense_rectification_of_the_safe_gradient(with_history):
     for i, a in enumerate(model.adapters):
         for s in a.slices:
             comp = a.components[s][0]
-            g_w = a.base.weight.grad[a.rows(s)]
+            sc = comp.scale
+            g_w = a.base.weight.grad[a.rows(s)].double()
+            A, B = comp.A.detach().double(), comp.B.detach().double()
             # the raw factor gradients are the chain rule of the dense one (Eq. 4, corrected)
-            ga, gb = geo.lora_factor_gradients(g_w, comp.A.detach(), comp.B.detach(), comp.scale)
-            torch.testing.assert_close(comp.A.grad, ga, rtol=1e-5, atol=1e-7)
-            torch.testing.assert_close(comp.B.grad, gb, rtol=1e-5, atol=1e-7)
-            target = geo.safe_update(g_w, method.history[i]) if with_history else g_w
-            expected[i, s] = geo.rectify_factor_updates(
-                target.double(), comp.A.detach().double(), comp.B.detach().double(),
-                comp.scale, 1e-3,
-            )
+            torch.testing.assert_close(comp.A.grad.double(), sc * B.T @ g_w, rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(comp.B.grad.double(), sc * g_w @ A.T, rtol=1e-5, atol=1e-7)
+            if with_history:  # Thm 3.1, Eq. 3: G_W (I - V V^T) with the dense projector
+                v = method.history[i].double()
+                target = g_w @ (torch.eye(24, dtype=F64) - v @ v.T)
+            else:
+                target = g_w
+            expected[i, s] = dense_gr(target, A, B, sc, 1e-2)
     method.after_backward(model, None)
     for i, a in enumerate(model.adapters):
         for s in a.slices:
@@ -100,6 +119,16 @@ def test_oe_only_projects_a_and_leaves_b():
             assert torch.equal(comp.B.grad, gb)
 
 
+def dense_oe_step(V, X, lr):
+    """Eq. 8-10 written out (float64): the gradient of 1/2 ||X - X V V^T||_F^2 by autograd,
+    one step V - lr grad, then the Q of the thin QR with diag(R) >= 0."""
+    V = V.double().requires_grad_(True)
+    X = X.double()
+    (grad,) = torch.autograd.grad(0.5 * (X - X @ V @ V.T).pow(2).sum(), V)
+    Q, R = torch.linalg.qr(V.detach() - lr * grad)
+    return Q * torch.sign(torch.diagonal(R))
+
+
 def test_oe_step_follows_eq_9_10_on_the_captured_tokens():
     model, method = setup(gr=False, dml=False)
     method.before_task(model, None)
@@ -109,13 +138,16 @@ def test_oe_step_follows_eq_9_10_on_the_captured_tokens():
     method.after_backward(model, None)
     for v_before, v_after, x in zip(v0, method.online, xs, strict=True):
         assert x.shape == (6 * 5, 24)  # all tokens (4 patches + cls) of the 6 images
-        want = geo.online_estimation_step(v_before, x, 1.0 / float(x.pow(2).sum()))
-        torch.testing.assert_close(v_after, want)
+        want = dense_oe_step(v_before, x, 1.0 / float(x.double().pow(2).sum()))
+        assert float((want - v_before.double()).norm()) > 1e-2  # the step is not negligible
+        torch.testing.assert_close(v_after.double(), want, rtol=0, atol=1e-5)
         torch.testing.assert_close(v_after.T @ v_after, torch.eye(5), atol=1e-6, rtol=0)
 
 
-def test_dml_matches_a_direct_computation():
-    _, method = setup(tau=0.1, margin=0.2)
+@pytest.mark.parametrize("params, tau, margin", [({"tau": 0.1, "margin": 0.2}, 0.1, 0.2),
+                                                 ({}, 0.07, 0.3)], ids=["set", "defaults"])
+def test_dml_matches_a_direct_computation(params, tau, margin):
+    _, method = setup(**params)
     g = torch.Generator().manual_seed(3)
     feats = torch.randn(7, 24, generator=g)
     y = torch.tensor([0, 2, 2, 0, 3, 3, 3])
@@ -128,12 +160,35 @@ def test_dml_matches_a_direct_computation():
         protos[c] = m / m.norm()
     contrastive = 0.0
     for i in range(7):
-        logits = [float(z[i] @ protos[c]) / 0.1 for c in classes]
+        logits = [float(z[i] @ protos[c]) / tau for c in classes]
         contrastive += -(logits[classes.index(int(y[i]))] - math.log(sum(map(math.exp, logits))))
-    hinge = np.mean([max(0.0, float(z[i] @ p) - 0.2) for i in range(7)
+    hinge = np.mean([max(0.0, float(z[i] @ p) - margin) for i in range(7)
                      for p in method.old_prototypes])
     want = contrastive / 7 + hinge
     assert float(method.dml_loss(feats, y)) == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_dml_defaults_are_the_papers(name):
+    """Sec. 4.1: margin m = 0.3, lambda_DML = 1, tau = 0.07 (no benchmark overrides them)."""
+    assert {k: JanusLoRA.defaults[k] for k in ("tau", "margin", "lambda_dml")} == {
+        "tau": 0.07, "margin": 0.3, "lambda_dml": 1.0}
+    method = JanusLoRA(profile(name))
+    assert (method.params["tau"], method.params["margin"], method.params["lambda_dml"]) == (
+        0.07, 0.3, 1.0)
+
+
+def test_loss_adds_dml_with_weight_one_by_default():
+    model, method = setup()
+    ctx = type("Ctx", (), {"index": 0, "label_offset": 0})()
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(5, 3, 16, 16, generator=g), torch.tensor([0, 1, 1, 3, 0])
+    with torch.no_grad():
+        feats = model.features(x)
+        ce = F.cross_entropy(model.heads[0](feats), y)
+        method.old_prototypes = F.normalize(torch.randn(2, 24, generator=g), dim=-1)
+        want = ce + 1.0 * method.dml_loss(feats, y)
+        torch.testing.assert_close(method.loss(model, x, y, ctx), want)
 
 
 @pytest.mark.parametrize(
@@ -191,3 +246,81 @@ def test_all_switches_off_is_plain_lora_finetuning(tmp_path):
     plain = run(apply_overrides(profile("smoke"), base), tmp_path, progress=False)
     assert janus["accuracy_matrix"] == plain["accuracy_matrix"]
     assert (tmp_path / "smoke" / "synthetic-T4" / "janus-off" / "seed0" / "record.json").is_file()
+
+
+# ---------------------------------------------------------------- LoRA scale s
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_default_lora_scale_is_one(name):
+    """s = 1 (docs/interpretations.md, "LoRA scale s = 1"), in every profile, on every
+    component Janus-LoRA trains."""
+    assert LoRAConfig().scale == 1.0
+    assert profile(name).lora.scale == 1.0
+    model = build_model(SMALL, LoRAConfig(rank=2))
+    JanusLoRA(profile(name), k=5).setup(model)
+    assert [c.scale for c in model.lora_components()] == [1.0] * 4  # 2 blocks x (K, V)
+
+
+def test_gr_in_the_method_uses_the_components_scale():
+    """setup() builds components with lora.scale = 0.7; GR's result is the dense one at s = 0.7
+    and measurably not the one at s = 1."""
+    model, method = setup(gamma=1e-2)
+    method.history = [geo.qr_retraction(torch.randn(24, 5)) for _ in model.adapters]
+    method.before_task(model, None)
+    backward(model, method)
+    a = model.adapters[0]
+    comp = a.components["k"][0]
+    assert comp.scale == 0.7
+    g_w = a.base.weight.grad[a.rows("k")].double()
+    v = method.history[0].double()
+    target = g_w - g_w @ v @ v.T
+    A, B = comp.A.detach().double(), comp.B.detach().double()
+    at_s, at_one = dense_gr(target, A, B, 0.7, 1e-2), dense_gr(target, A, B, 1.0, 1e-2)
+    method.after_backward(model, None)
+    for got, want, other in zip((comp.A.grad, comp.B.grad), at_s, at_one, strict=True):
+        assert float((got.double() - want).norm() / want.norm()) < 1e-5
+        assert float((got.double() - other).norm() / other.norm()) > 1e-2
+
+
+def _adam_run(s, lr, a0, gamma, V, data, steps=25):
+    """``steps`` Adam steps (eps 1e-30, i.e. off) of one GR-rectified LoRA pair at scale s on a
+    smooth loss of W = W0 + s B A; returns the composite s B A after every step."""
+    W0, X, Y = data
+    comp = LoRAComponent(X.shape[1], Y.shape[1], a0.shape[0], scale=s).double()
+    with torch.no_grad():
+        comp.A.copy_(a0)
+    opt = torch.optim.Adam([comp.A, comp.B], lr=lr, eps=1e-30)
+    out = []
+    for _ in range(steps):
+        w = (W0 + comp.delta_weight()).detach().requires_grad_(True)
+        (g_w,) = torch.autograd.grad(((X @ w.T - Y) ** 2).mean() + 0.1 * (w**4).mean(), w)
+        A, B = comp.A.detach(), comp.B.detach()
+        comp.A.grad, comp.B.grad = s * B.T @ g_w, s * g_w @ A.T
+        comp.A.grad, comp.B.grad = (t.double() for t in rectified_gradients(
+            comp, gamma, V.float(), (g_w @ V).float()))
+        opt.step()
+        out.append(comp.delta_weight().detach().clone())
+    return out
+
+
+def test_scale_equals_learning_rate_and_init_rescaling_under_adam():
+    """Under Adam (no eps, no weight decay) a run at scale s equals, step for step, a run at
+    s = 1 with lr * sqrt(s), A's initialisation * sqrt(s) and gamma / s (the map
+    (A, B) -> sqrt(s) (A, B)); the learning rate alone does not absorb s."""
+    g = torch.Generator().manual_seed(5)
+    data = (torch.randn(9, 12, generator=g, dtype=F64), torch.randn(64, 12, generator=g,
+            dtype=F64), torch.randn(64, 9, generator=g, dtype=F64))
+    V = torch.linalg.qr(torch.randn(12, 4, generator=g, dtype=F64))[0]
+    a0 = torch.randn(3, 12, generator=g, dtype=F64) / math.sqrt(12)
+    s, lr, gamma = 4.0, 1e-2, 1e-3  # sqrt(s) = 2: every rescaling is exact in floating point
+    ref = _adam_run(s, lr, a0, gamma, V, data)
+    same = _adam_run(1.0, lr * 2, a0 * 2, gamma / s, V, data)
+
+
+    def gap(run):
+        return max(float((x - y).norm() / y.norm()) for x, y in zip(run, ref, strict=True))
+
+    assert gap(same) < 1e-6
+    for factor in (2.0, s):  # lr * sqrt(s) or lr * s, A's initialisation unchanged
+        assert gap(_adam_run(1.0, lr * factor, a0, gamma / s, V, data)) > 0.1
