@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -68,6 +69,22 @@ CUB_LAYOUT = (
     "train else 0>'), classes.txt ('<class id> <name>') and the images at "
     "CUB_200_2011/images/<path>"
 )
+
+
+def read_text(path: Path) -> str:
+    """A list file's text, with one error naming the file if it is not readable UTF-8 text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataNotFoundError(f"{str(path)!r} is not a readable text file ({err})") from None
+
+
+def read_yaml(path: Path) -> Any:
+    """A split list's yaml content, with one error naming the file if it does not parse."""
+    try:
+        return yaml.load(read_text(path), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as err:
+        raise DataNotFoundError(f"{str(path)!r} is not valid yaml: {err}") from None
 
 
 def is_image(path: Path) -> bool:
@@ -142,8 +159,7 @@ def read_imagenet_r_list(path: Path) -> list[str]:
     last two components are kept. Its ``targets:`` are ignored: they number the classes in a
     different (arbitrary) order, while janus labels are indices into the sorted wnids.
     """
-    with open(path) as f:
-        content = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    content = read_yaml(path)
     entries = content.get("data") if isinstance(content, dict) else None
     if not isinstance(entries, list):
         raise DataNotFoundError(f"{str(path)!r} has no 'data:' list of image paths")
@@ -283,7 +299,7 @@ def load_imagefolder(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
 def read_domainnet_list(path: Path) -> list[tuple[str, int]]:
     """The ``(relative path, class index)`` lines of an official DomainNet split list."""
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         fields = line.rsplit(maxsplit=1)
@@ -299,8 +315,7 @@ def read_domainnet_yaml(path: Path) -> list[tuple[str, int]]:
     """The ``(<domain>/<class>/<file>, class index)`` entries of an InfLoRA / CODA-Prompt
     ``domainnet_{train,test}.yaml`` (``data:`` paths, of which the last three components are
     kept, and ``targets:``)."""
-    with open(path) as f:
-        content = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    content = read_yaml(path)
     data = content.get("data") if isinstance(content, dict) else None
     targets = content.get("targets") if isinstance(content, dict) else None
     if not isinstance(data, list) or not isinstance(targets, list) or len(data) != len(targets):
@@ -400,7 +415,7 @@ def read_id_table(path: Path, name: str) -> dict[int, str]:
     if not path.is_file():
         raise missing(name, path, CUB_LAYOUT)
     table = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         fields = line.split(maxsplit=1)

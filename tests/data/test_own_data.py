@@ -125,3 +125,26 @@ def test_janus_list_shows_the_own_data_sets_and_their_layout(capsys):
     out = capsys.readouterr().out
     assert "imagefolder" in out and "npz" in out and "joint" in out and "ncm" in out
     assert "<root>/train/<class>/<file>" in out and "data.path=FILE" in out
+
+
+@pytest.mark.parametrize(
+    ("dataset", "files", "split"),
+    [
+        ("imagenet-r", {"imagenet-r/imagenet-r_train.yaml": b"data: [unclosed\n",
+                        "imagenet-r/imagenet-r_test.yaml": b"data: []\n"}, "auto"),
+        ("domainnet", {"domainnet/domainnet_train.yaml": b"data: [x\n",
+                       "domainnet/domainnet_test.yaml": b"data: []\ntargets: []\n"}, "auto"),
+        ("domainnet", {"domainnet/clipart_train.txt": b"\xff\xfe bad",
+                       "domainnet/clipart_test.txt": b""}, "official"),
+        ("cub200", {"CUB_200_2011/images.txt": b"\xff\xfe"}, "auto"),
+    ],
+)
+def test_unreadable_list_files_are_one_error_naming_the_file(tmp_path, dataset, files, split):
+    (tmp_path / "imagenet-r" / "n01").mkdir(parents=True)
+    for rel, content in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(content)
+    first = next(iter(files))
+    with pytest.raises(DataNotFoundError, match=f"{first.split('/')[-1]}' is not (valid yaml|a "
+                                                f"readable text file)"):
+        load(dataset, tmp_path, split=split)
