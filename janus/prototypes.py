@@ -4,6 +4,8 @@ of the ``ncm`` reference."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -50,3 +52,29 @@ def nearest_prototype_scores(features: torch.Tensor, prototypes: torch.Tensor) -
     cosine classifier)."""
     z = F.normalize(features.float(), dim=-1)
     return -torch.cdist(z, F.normalize(prototypes, dim=-1)).pow(2)
+
+
+class NearestMeanClassifier:
+    """Mixin for a :class:`~janus.methods.base.Method` that predicts by the nearest class-mean
+    prototype: after each task it stores the mean (unnormalised) feature of each new class
+    (:func:`class_means`) and scores with :func:`nearest_prototype_scores` over the classes
+    seen; the prototypes are its resumable state. Used by LoRA-DRS and ``ncm``."""
+
+    prototypes: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
+        means = class_means(model, ctx, normalized=False)
+        self.prototypes = means if self.prototypes is None else torch.cat([self.prototypes, means])
+
+    @torch.no_grad()
+    def predict(self, model: ContinualViT, images: torch.Tensor, num_tasks: int) -> torch.Tensor:
+        """NME: minus the squared distance to the normalised prototypes of the classes seen."""
+        n = sum(h.out_features for h in model.heads[:num_tasks])
+        return nearest_prototype_scores(self.features(model, images), self.prototypes[:n])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"prototypes": self.prototypes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.prototypes = state["prototypes"]

@@ -38,7 +38,7 @@ from janus.errors import ConfigError
 from janus.lora import LoRAComponent
 from janus.methods.base import Method, TaskContext, register_method
 from janus.model import ContinualViT
-from janus.prototypes import class_means, nearest_prototype_scores
+from janus.prototypes import NearestMeanClassifier
 from janus.rectification import ActivationCapture, rectified_gradients
 
 
@@ -80,7 +80,7 @@ def augmented_triplet_loss(
 
 
 @register_method
-class LoRADRS(Method):
+class LoRADRS(NearestMeanClassifier, Method):
     """LoRA-DRS: per-task LoRA, steps projected into the drift-resistant space of the
     LoRA-subtracted features, augmented triplet loss, nearest-prototype evaluation."""
 
@@ -217,21 +217,3 @@ class LoRADRS(Method):
             comp.A.copy_(a_old + (comp.A - a_old) @ P)
             comp.B.copy_(b_old + P @ (comp.B - b_old))
         self.before = []
-
-    @torch.no_grad()
-    def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
-        means = class_means(model, ctx, normalized=False)
-        self.prototypes = means if self.prototypes is None else torch.cat([self.prototypes, means])
-
-    @torch.no_grad()
-    def predict(self, model: ContinualViT, images: torch.Tensor, num_tasks: int) -> torch.Tensor:
-        """NME: minus the squared distance to the normalised prototypes of the classes seen."""
-        n = sum(h.out_features for h in model.heads[:num_tasks])
-        return nearest_prototype_scores(self.features(model, images), self.prototypes[:n])
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        return {"prototypes": self.prototypes}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.prototypes = state["prototypes"]

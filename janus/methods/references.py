@@ -17,15 +17,9 @@ Choices: ``docs/methods/references.md``.
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-
-from janus.config import RunConfig
-from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.base import Method, register_method
 from janus.methods.finetune import Finetune
-from janus.model import ContinualViT
-from janus.prototypes import class_means, nearest_prototype_scores
+from janus.prototypes import NearestMeanClassifier
 
 
 @register_method
@@ -38,29 +32,10 @@ class Joint(Finetune):
 
 
 @register_method
-class NCM(Method):
-    """SimpleCIL: frozen backbone, class-mean prototypes, cosine nearest prototype."""
+class NCM(NearestMeanClassifier, Method):
+    """SimpleCIL: frozen backbone, class-mean prototypes, cosine nearest prototype (the
+    arg-max of :func:`janus.prototypes.nearest_prototype_scores` is the highest cosine)."""
 
     name = "ncm"
     description = "reference: SimpleCIL, frozen backbone + class-mean prototypes (no training)"
     trains = False
-
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
-        self.prototypes: torch.Tensor | None = None
-
-    @torch.no_grad()
-    def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
-        means = class_means(model, ctx, normalized=False)
-        self.prototypes = means if self.prototypes is None else torch.cat([self.prototypes, means])
-
-    @torch.no_grad()
-    def predict(self, model: ContinualViT, images: torch.Tensor, num_tasks: int) -> torch.Tensor:
-        n = sum(h.out_features for h in model.heads[:num_tasks])
-        return nearest_prototype_scores(self.features(model, images), self.prototypes[:n])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"prototypes": self.prototypes}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.prototypes = state["prototypes"]
