@@ -36,7 +36,7 @@ from janus.data.stream import (
 )
 from janus.devices import resolve_device
 from janus.errors import ConfigError, JanusError, NonFiniteLossError, RunBusyError
-from janus.methods import METHODS, Method, TaskContext, build_method
+from janus.methods import Method, TaskContext, build_method
 from janus.model import ContinualViT, build_model
 from janus.results import (
     RECORD_NAME,
@@ -115,9 +115,8 @@ class FewStepsWarning(UserWarning):
 
 
 def method_version(cfg: RunConfig) -> int:
-    """The version of ``cfg.method.name``'s implementation (:attr:`Method.version`)."""
-    cls = METHODS.get(cfg.method.name)
-    return cls.version if cls is not None else 1
+    """The version of the implementation ``cfg.method`` runs with (:attr:`Method.version`)."""
+    return build_method(cfg).version
 
 
 def mismatch(record: dict[str, Any], cfg: RunConfig) -> str | None:
@@ -573,7 +572,7 @@ def _run_locked(
         if why is not None:
             raise JanusError(
                 f"{out_dir} holds a run made with {why}; choose another --out, or pass --force "
-                f"to overwrite it"
+                f"(force=True in Python) to overwrite it"
             )
     if ckpt.exists() and not (resume or force):
         raise JanusError(

@@ -266,3 +266,13 @@ def test_a_diverging_run_marks_its_record_failed_and_keeps_finished_tasks(tmp_pa
     lowered = tiny("data.num_tasks=3", "data.num_classes=9", "train.lr=1e-3")
     with pytest.raises(JanusError, match=r"differing: train.lr 0.01 -> 0.001"):
         run(lowered, tmp_path / "runs", progress=False, resume=True)
+
+
+def test_a_parameter_value_can_raise_the_method_version():
+    """Janus-LoRA's memory=union changed at its cap (issue 21): its records are version 2,
+    the default snapshot memory's stay version 1 (still reused)."""
+    from janus.trainer import method_version
+
+    assert method_version(tiny("method.name=janus-lora")) == 1
+    assert method_version(tiny("method.name=janus-lora",
+                               "method.params={'memory': 'union'}")) == 2

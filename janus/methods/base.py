@@ -64,9 +64,11 @@ class Method:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
-    version: ClassVar[int] = 1
+    version: int = 1
     """Raised when a change of defaults or behaviour makes earlier records of the method stale
-    (stored in every record; a stored run of another version is not reused or resumed)."""
+    (stored in every record; a stored run of another version is not reused or resumed). An
+    instance raises it for the parameter values whose behaviour changed (e.g. Janus-LoRA's
+    ``memory=union``)."""
     trains: ClassVar[bool] = True
     """False for methods that take no optimizer steps (the loop skips the task's batches)."""
     single_task: ClassVar[bool] = False

@@ -18,7 +18,10 @@ captured output gradients Gy and inputs X of the layer (rank r + k work per slic
 Which basis is "historical" is not specified by the paper; see docs/interpretations.md and
 ``memory``: ``snapshot`` (default) projects with a frozen copy of the online basis taken at the
 end of the previous task, ``union`` with the orthonormalised union of all end-of-task
-snapshots (capped at ``max_rank``).
+snapshots (capped at ``max_rank``). At the cap, ``union`` keeps the directions of highest input
+energy (:func:`union_basis`): each snapshot V_t carries the energy its task's inputs have in it,
+``V_t^T G_t V_t / tr G_t`` (G_t the Gram of the task's training tokens at the end of the task),
+and the history keeps the top eigenvectors of the summed energy operator.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from janus.prototypes import class_sums
 from janus.rectification import ActivationCapture, rectified_gradients
 
 PAPER_WIDTH, PAPER_K = 768, 50
+UNION_RTOL = 1e-6
+"""Directions of the union whose singular value is below this fraction of the largest are
+dropped as numerically dependent."""
 
 
 def scaled_k(k_paper: int, width: int) -> int:
@@ -44,9 +50,49 @@ def scaled_k(k_paper: int, width: int) -> int:
     return max(1, round(k_paper * width / PAPER_WIDTH))
 
 
+def union_basis(
+    old: torch.Tensor,
+    new: torch.Tensor,
+    cap: int,
+    old_energy: torch.Tensor | None = None,
+    new_energy: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``memory=union``: an orthonormal basis of span(old) + span(new), at most ``cap`` columns,
+    and its energy matrix.
+
+    ``old_energy`` (old.shape[1] square) and ``new_energy`` (new.shape[1] square) represent the
+    energy operator ``H = old E_old old^T + new E_new new^T`` in the two bases. The union basis
+    U is the left singular basis of ``[old, new]`` (rank by :data:`UNION_RTOL`); below the cap it
+    is returned as it is (the same basis as without energies), with ``U^T H U``. Above the cap
+    the basis is the ``cap`` eigenvectors of ``U^T H U`` of highest energy, in decreasing
+    energy, with their energies on the diagonal; equal energies (exact ties, which data-derived
+    energies do not produce in practice) keep ``eigh``'s order, by a stable sort: the result is
+    a function of the inputs alone. Without energies (``None``, e.g. a checkpoint from before
+    them) the first ``cap`` singular directions are kept, as before: shared directions first,
+    directions of one snapshot only in LAPACK's order; the energy is then ``None``.
+    """
+    u, sv, _ = torch.linalg.svd(torch.cat([old, new], dim=1), full_matrices=False)
+    rank = int((sv > UNION_RTOL * sv[0]).sum())
+    if old_energy is None or new_energy is None:
+        return u[:, :min(cap, rank)].contiguous(), None
+    u = u[:, :rank]
+    a, b = u.T @ old, u.T @ new
+    energy = a @ old_energy @ a.T + b @ new_energy @ b.T
+    if rank <= cap:
+        return u.contiguous(), energy
+    values, vectors = torch.linalg.eigh((energy + energy.T) / 2)
+    order = torch.argsort(values, descending=True, stable=True)[:cap]
+    return (u @ vectors[:, order]).contiguous(), torch.diag(values[order])
+
+
 @register_method
 class JanusLoRA(Method):
-    """Janus-LoRA; ``oe``/``gr``/``dml`` switch the components (Table 1 ablations)."""
+    """Janus-LoRA; ``oe``/``gr``/``dml`` switch the components (Table 1 ablations).
+
+    ``memory="union"`` keeps the union of all end-of-task OE snapshots, at most ``max_rank``
+    directions; at that cap the highest-energy directions are kept (:func:`union_basis`),
+    runs below the cap get the plain SVD union, unchanged.
+    """
 
     name = "janus-lora"
     description = "Janus-LoRA: online estimation + gradient rectification + margin loss"
@@ -72,9 +118,13 @@ class JanusLoRA(Method):
                               f"{self.params['memory']!r}")
         if self.params["exact_safe"] and not self.protects:
             raise ConfigError(f"{self.name} exact_safe=True needs a protected basis (oe=True)")
+        if self.params["memory"] == "union":
+            self.version = 2  # 2: at its cap the union keeps the highest-energy directions
         self.captures: list[ActivationCapture] = []
         self.online: list[torch.Tensor] = []
         self.history: list[torch.Tensor | None] = []
+        self.energy: list[torch.Tensor | None] = []
+        """memory=union: the energy matrix of each history basis (see :func:`union_basis`)."""
         self.old_prototypes: torch.Tensor | None = None
         self.projection: list[torch.Tensor | None] = []
         self.pending_steps: list[tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -97,12 +147,13 @@ class JanusLoRA(Method):
         if not model.lora_components():
             model.add_lora_components()
         self.captures = [ActivationCapture(a) for a in model.adapters]
-        self.online, self.history = [], []
+        self.online, self.history, self.energy = [], [], []
         for adapter in model.adapters:
             d = adapter.in_features
             g = torch.randn(d, self.rank_k(d), dtype=torch.float32)
             self.online.append(geo.qr_retraction(g).to(model.device))
             self.history.append(None)
+            self.energy.append(None)
 
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         for comp in model.lora_components():
@@ -197,17 +248,26 @@ class JanusLoRA(Method):
             self.store_prototypes(model, ctx)
 
     def update_history(self, model: ContinualViT, ctx: TaskContext) -> None:
-        """The historical basis for the next task: the OE basis at the end of this one."""
-        for i, v in enumerate(self.online):
-            self.history[i] = self.remembered(self.history[i], v)
-
-    def remembered(self, old: torch.Tensor | None, new: torch.Tensor) -> torch.Tensor:
-        if self.params["memory"] == "snapshot" or old is None:
-            return new.clone()
-        cap = self.params["max_rank"] or new.shape[0] // 2
-        u, sv, _ = torch.linalg.svd(torch.cat([old, new], dim=1), full_matrices=False)
-        keep = min(cap, int((sv > 1e-6 * sv[0]).sum()))
-        return u[:, :keep].contiguous()
+        """The historical basis for the next task: the OE basis at the end of this one
+        (``snapshot``), or its union with the earlier history (``union``, :func:`union_basis`;
+        the snapshot's energy comes from one pass over the task's training images, test
+        transform, with the training run's RNG untouched)."""
+        if self.params["memory"] == "snapshot":
+            for i, v in enumerate(self.online):
+                self.history[i] = v.clone()
+            return
+        with torch.random.fork_rng(devices=[]):
+            grams = input_grams(model, ctx.stream.eval_loader(ctx.task.train_plain),
+                                torch.float64)
+        for i, (v, gram) in enumerate(zip(self.online, grams, strict=True)):
+            vd = v.to(gram.device, torch.float64)
+            energy = (vd.T @ gram @ vd / gram.trace().clamp_min(1e-300)).to(v)
+            old = self.history[i]
+            if old is None:
+                self.history[i], self.energy[i] = v.clone(), energy
+                continue
+            cap = self.params["max_rank"] or v.shape[0] // 2
+            self.history[i], self.energy[i] = union_basis(old, v, cap, self.energy[i], energy)
 
     def store_prototypes(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Normalised mean normalised feature of each class of the finished task."""
@@ -220,12 +280,15 @@ class JanusLoRA(Method):
         return {
             "online": self.online,
             "history": self.history,
+            "energy": self.energy,
             "old_prototypes": self.old_prototypes,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.online = list(state["online"])
         self.history = list(state["history"])
+        # checkpoints from before the energies: the cap falls back to the singular order
+        self.energy = list(state.get("energy", [None] * len(self.history)))
         self.old_prototypes = state["old_prototypes"]
 
 

@@ -3,6 +3,7 @@ not the library's own formulas): GR of the safe gradient (Thm 3.1 Eq. 3, Eq. 30 
 (Eq. 8-10, gradient by autograd), DML (Eq. 11); LoRA scale, DML defaults, union memory."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from janus import geometry as geo
+from janus.activations import input_grams
 from janus.config import PROFILES, LoRAConfig, ModelConfig, apply_overrides, profile
 from janus.errors import ConfigError
 from janus.lora import LoRAComponent
-from janus.methods.janus_lora import JanusLoRA
+from janus.methods.janus_lora import JanusLoRA, union_basis
 from janus.model import build_model
 from janus.rectification import rectified_gradients
 from janus.trainer import run
@@ -180,7 +182,7 @@ def test_dml_defaults_are_the_papers(name):
 
 def test_loss_adds_dml_with_weight_one_by_default():
     model, method = setup()
-    ctx = type("Ctx", (), {"index": 0, "label_offset": 0})()
+    ctx = SimpleNamespace(index=0, label_offset=0)
     g = torch.Generator().manual_seed(4)
     x, y = torch.randn(5, 3, 16, 16, generator=g), torch.tensor([0, 1, 1, 3, 0])
     with torch.no_grad():
@@ -206,6 +208,9 @@ def test_smoke_runs_and_keeps_bases_orthonormal(tmp_path, flags):
         assert err < 1e-6
     if flags.get("memory") == "union":
         assert state["history"][0].shape[1] > state["online"][0].shape[1]
+        for h, e in zip(state["history"], state["energy"], strict=True):  # U^T H U, PSD
+            assert e.shape == (h.shape[1], h.shape[1])
+            assert float(torch.linalg.eigvalsh((e + e.T) / 2)[0]) > -1e-6
 
 
 def test_bad_parameters():
@@ -324,3 +329,104 @@ def test_scale_equals_learning_rate_and_init_rescaling_under_adam():
     assert gap(same) < 1e-6
     for factor in (2.0, s):  # lr * sqrt(s) or lr * s, A's initialisation unchanged
         assert gap(_adam_run(1.0, lr * factor, a0, gamma / s, V, data)) > 0.1
+
+
+# ---------------------------------------------------------------- memory=union at its cap
+
+
+def projector(M):
+    return M @ M.T
+
+
+def frame(d=10, seed=6):
+    """A random orthonormal frame e_1..e_d of R^d (columns), float32."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64))[0].float()
+
+
+def test_union_below_the_cap_is_the_plain_svd_union():
+    """Runs that never reach the cap keep exactly the basis they had before the energies: the
+    left singular vectors of [old, new], bit for bit; the energy is U^T H U."""
+    g = torch.Generator().manual_seed(7)
+    old = geo.qr_retraction(torch.randn(24, 6, generator=g))
+    new = geo.qr_retraction(torch.randn(24, 3, generator=g))
+    e_old = (lambda m: m @ m.T)(torch.randn(6, 6, generator=g))
+    e_new = (lambda m: m @ m.T)(torch.randn(3, 3, generator=g))
+    basis, energy = union_basis(old, new, 12, e_old, e_new)
+    plain = torch.linalg.svd(torch.cat([old, new], dim=1), full_matrices=False)[0][:, :9]
+    assert torch.equal(basis, plain)
+    assert torch.equal(union_basis(old, new, 12)[0], basis)  # the same without energies
+    H = old @ e_old @ old.T + new @ e_new @ new.T
+    torch.testing.assert_close(energy, basis.T @ H @ basis, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "old_idx, old_e, new_idx, new_e, keep",
+    [
+        # disjoint snapshots, all singular values 1: LAPACK keeps the old pair (e1, e2)
+        ((0, 1), (0.5, 0.01), (2,), (0.4,), (0, 2)),
+        # e1 shared (singular value sqrt 2, kept first by the singular order) but weak
+        ((0, 1), (0.05, 0.6), (0, 2), (0.05, 0.5), (1, 2)),
+    ],
+    ids=["one-snapshot-directions", "weak-shared-direction"],
+)
+def test_union_cap_keeps_the_highest_energy_directions(old_idx, old_e, new_idx, new_e, keep):
+    e = frame()
+    old, new = e[:, list(old_idx)], e[:, list(new_idx)]
+    e_old, e_new = torch.diag(torch.tensor(old_e)), torch.diag(torch.tensor(new_e))
+    basis, energy = union_basis(old, new, 2, e_old, e_new)
+    want = e[:, list(keep)]
+    assert float((projector(basis) - projector(want)).norm()) < 1e-5
+    H = old @ e_old @ old.T + new @ e_new @ new.T
+    top = sorted(torch.linalg.eigvalsh(H).tolist(), reverse=True)[:2]
+    torch.testing.assert_close(torch.diag(energy), torch.tensor(top), rtol=1e-5, atol=1e-6)
+    assert torch.equal(energy, torch.diag(torch.diag(energy)))  # diagonal, decreasing
+    assert float(energy[0, 0]) >= float(energy[1, 1])
+    # the singular order (what the cap did before) keeps another subspace here
+    arbitrary = union_basis(old, new, 2)[0]
+    assert float((projector(arbitrary) - projector(want)).norm()) > 0.5
+
+
+def test_union_cap_with_tied_energies_is_a_function_of_its_inputs():
+    e = frame()
+    args = (e[:, :2], e[:, 2:3], 2, 0.3 * torch.eye(2), 0.3 * torch.eye(1))
+    first, again = union_basis(*args), union_basis(*args)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    torch.testing.assert_close(first[0].T @ first[0], torch.eye(2), atol=1e-5, rtol=0)
+    assert float((projector(e[:, :3]) @ first[0] - first[0]).norm()) < 1e-5
+    torch.testing.assert_close(first[1], 0.3 * torch.eye(2))
+
+
+class _Stream:
+    """eval_loader: a torch DataLoader (whose iterator draws from the global RNG)."""
+
+    def __init__(self, images):
+        self.data = torch.utils.data.TensorDataset(images, torch.zeros(len(images)))
+
+    def eval_loader(self, images):
+        return torch.utils.data.DataLoader(self.data, batch_size=4)
+
+
+def test_update_history_at_the_cap_keeps_the_top_energy_subspace_and_the_rng():
+    """Two end-of-task merges with max_rank = 8 < 5 + 5: the history is the top-8 eigenspace
+    of sum_t V_t (V_t^T G_t V_t / tr G_t) V_t^T (G_t: the Gram of task t's tokens), and the
+    training run's RNG is untouched by the energy pass."""
+    model, method = setup(memory="union", max_rank=8, dml=False)
+    g = torch.Generator().manual_seed(8)
+    ops = [torch.zeros(24, 24, dtype=F64) for _ in model.adapters]
+    for _ in range(2):
+        stream = _Stream(torch.randn(8, 3, 16, 16, generator=g))
+        ctx = SimpleNamespace(stream=stream, task=SimpleNamespace(train_plain=None))
+        method.online = [geo.qr_retraction(torch.randn(24, 5, generator=g))
+                         for _ in model.adapters]
+        grams = input_grams(model, stream.eval_loader(None), F64)
+        for op, v, gram in zip(ops, method.online, grams, strict=True):
+            vd = v.double()
+            op += vd @ (vd.T @ gram @ vd / gram.trace()) @ vd.T
+        rng = torch.get_rng_state()
+        method.update_history(model, ctx)
+        assert torch.equal(torch.get_rng_state(), rng)
+    for h, op in zip(method.history, ops, strict=True):
+        assert h.shape == (24, 8)
+        top = torch.linalg.eigh(op)[1][:, -8:]
+        assert float((projector(h.double()) - projector(top)).norm()) < 1e-4
