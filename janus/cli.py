@@ -1,4 +1,4 @@
-"""The ``janus`` command line: list, run, show, summarize."""
+"""The ``janus`` command line: list, run, sweep, show, summarize, pretrain, reference."""
 
 from __future__ import annotations
 
@@ -75,6 +75,83 @@ def cmd_run(args: argparse.Namespace) -> int:
     record = run(cfg, args.out, resume=args.resume, force=args.force, progress=not args.quiet)
     print(f"record: {run_dir(cfg, args.out) / 'record.json'}")
     print_record(record)
+    return 0
+
+
+def sweep_grid(args: argparse.Namespace):
+    """The grid of ``janus sweep``: the sweep file's, with the command line's choices on top."""
+    from janus.sweep import Grid, read_grid
+
+    if args.file is not None and args.methods:
+        raise JanusError("give the runs in the sweep file or with --methods, not both")
+    if args.file is None and not args.methods:
+        raise JanusError("janus sweep needs a sweep file or --methods (methods or variants)")
+    grid = read_grid(args.file) if args.file is not None else Grid(runs=list(args.methods))
+    for key in ("profile", "seeds", "tasks", "out", "data_root"):
+        if getattr(args, key) is not None:
+            setattr(grid, key, getattr(args, key))
+    grid.overrides = [*grid.overrides, *(args.set or [])]
+    return grid
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from janus import executors
+    from janus.sweep import named_variants, state_of, validate
+
+    if args.variants:
+        for key, (v, overrides) in sorted(named_variants().items()):
+            extra = f" {' '.join(overrides)}" if overrides else ""
+            print(f"  {key:<26} {v.method} {v.params or ''}{extra}  ({v.name})")
+        return 0
+    grid = sweep_grid(args)
+    runs = grid.expand()
+    if args.only:
+        unknown = sorted(set(args.only) - {r.key for r in runs})
+        if unknown:
+            raise JanusError(f"{', '.join(unknown)} not in the grid; `--status` lists its runs")
+        runs = [r for r in runs if r.key in args.only]
+    validate(runs)
+    states = [state_of(r) for r in runs]
+    if args.status or args.dry_run:
+        width = max(len(r.name) for r in runs)
+        for r, st in zip(runs, states, strict=True):
+            print(f"{r.name:<{width}}  {st.describe()}")
+        counts = {s: sum(st.status == s for st in states) for s in dict.fromkeys(
+            st.status for st in states)}
+        print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        if args.dry_run:
+            todo = sum(st.needs_running for st in states)
+            print(f"would run {todo} with --executor {args.executor}")
+        return 0
+    sweep = executors.new_sweep_id()
+    logs = Path(args.log_dir or Path(grid.out) / ".sweep" / "logs")
+    failed: list[str] = []
+
+    def report(outcome: dict) -> None:
+        print(f"{outcome['run']}: {outcome['status']} ({outcome['detail']})", flush=True)
+        if outcome["status"] == "failed":
+            failed.append(outcome["run"])
+
+    todo = [r for r, st in zip(runs, states, strict=True) if st.status != "complete"]
+    print(f"{len(runs)} runs in the grid, {len(runs) - len(todo)} complete; sweep {sweep}",
+          flush=True)
+    if args.executor == "inline":
+        executors.run_inline(todo, sweep, report, progress=not args.quiet)
+    elif args.executor == "local":
+        executors.run_local(todo, sweep, report, workers=args.workers, folder=logs,
+                            gpus=args.gpus)
+    else:
+        options = executors.SlurmOptions(
+            partition=args.partition, time_min=args.time,
+            gpus=1 if args.gpus is None else args.gpus, cpus=args.cpus,
+            mem=args.mem, max_parallel=args.max_parallel, account=args.account)
+        jobs = executors.submit_slurm(todo, sweep, report, folder=logs, options=options)
+        if jobs:
+            print(f"submitted job array {jobs[0].job_id.split('_')[0]} with {len(jobs)} runs; "
+                  f"logs in {logs}; `janus sweep ... --status` shows their progress")
+    if failed:
+        raise JanusError(f"{len(failed)} run(s) failed ({', '.join(failed)}); each run "
+                         f"folder's failures.log holds the error")
     return 0
 
 
@@ -183,6 +260,41 @@ def parser() -> argparse.ArgumentParser:
     rf.add_argument("--set", action="append", metavar="KEY=VALUE")
     rf.add_argument("--out", default="runs")
     rf.set_defaults(func=cmd_reference)
+    sw = sub.add_parser(
+        "sweep", help="run a grid of runs (inline, local workers or a Slurm job array)",
+        description="Expand a grid (a sweep file, or --methods x --seeds x --tasks) and run "
+                    "every run that is not complete; finished runs are kept, interrupted ones "
+                    "resumed. The sweep file format is in janus/sweep.py and the README.")
+    sw.add_argument("file", nargs="?", help="sweep file (YAML), e.g. results/evidence-mini.yaml")
+    sw.add_argument("--methods", nargs="+", metavar="NAME", help="methods or named variants")
+    sw.add_argument("--profile", choices=sorted(PROFILES))
+    sw.add_argument("--seeds", type=int, nargs="+")
+    sw.add_argument("--tasks", type=int, nargs="+", help="one or more T (task splits)")
+    sw.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="an override for every run of the grid")
+    sw.add_argument("--out", help="output root (default: the file's, else runs)")
+    sw.add_argument("--data-root", help="data root (default: $JANUS_DATA)")
+    sw.add_argument("--only", nargs="+", metavar="KEY", help="only the runs of these labels")
+    sw.add_argument("--status", action="store_true",
+                    help="print each run's state (complete / running / partial / failed / "
+                         "pending) and run nothing")
+    sw.add_argument("--dry-run", action="store_true", help="--status, and what would run")
+    sw.add_argument("--variants", action="store_true", help="list the named variants")
+    sw.add_argument("--executor", choices=["inline", "local", "slurm"], default="inline")
+    sw.add_argument("--workers", type=int, default=1, help="local: worker processes at once")
+    sw.add_argument("--log-dir", help="submitit's folder (default: <out>/.sweep/logs)")
+    sw.add_argument("--partition", help="slurm: partition")
+    sw.add_argument("--account", help="slurm: account")
+    sw.add_argument("--time", type=int, default=240, help="slurm: minutes per run (requeued "
+                    "from its last finished task when it runs out)")
+    sw.add_argument("--gpus", type=int, help="slurm: GPUs per run (default 1); local: GPUs "
+                    "to spread the workers over, one each (default: every visible GPU)")
+    sw.add_argument("--cpus", type=int, default=8, help="slurm: CPU cores per run")
+    sw.add_argument("--mem", help="slurm: memory per run, e.g. 32G")
+    sw.add_argument("--max-parallel", type=int, default=64,
+                    help="slurm: array tasks running at once")
+    sw.add_argument("--quiet", action="store_true", help="inline: no progress bars")
+    sw.set_defaults(func=cmd_sweep)
     s = sub.add_parser("show", help="print a run record")
     s.add_argument("record", help="record.json or its run folder")
     s.set_defaults(func=cmd_show)

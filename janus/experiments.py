@@ -16,7 +16,6 @@ from typing import Any
 from janus.config import RunConfig, apply_overrides
 from janus.config import profile as make_profile
 from janus.errors import ConfigError, DataNotFoundError, WeightsNotFoundError
-from janus.methods import METHODS
 from janus.results import paper_numbers, summarize, train_seconds
 from janus.trainer import run
 
@@ -224,38 +223,6 @@ def table2_variants(profile: str, methods: Sequence[str]) -> list[tuple[Variant,
     if any(m in SEQLORA_MINI_VARIANTS for m in methods):
         rows.append((ONE_EPOCH_CONTROL, ONE_EPOCH))
     return rows
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One run of an evidence plan."""
-
-    variant: Variant
-    seed: int
-    overrides: tuple[str, ...] = ()
-
-
-def evidence_plan(seeds: Sequence[int] = (0, 1, 2)) -> list[PlannedRun]:
-    """Every run record behind the committed ``mini`` evidence, most needed first: Table 2's
-    runs (:func:`table2_variants`: each registered method with its defaults, SeqLoRA and
-    Continual Alternating in one epoch beside the one-epoch control), then the ablation
-    variants of Janus Table 1, SD-LoRA Table 4, Fig. 6, Table 5 and ``memory=union``. Fig. 2
-    and Fig. 7 keep their own records (their notebooks run them)."""
-    plan = [PlannedRun(v, s, extra) for v, extra in table2_variants("mini", list(METHODS))
-            for s in seeds]
-    groups: list[tuple[Iterable[Variant], tuple[str, ...]]] = [
-        (TABLE1_VARIANTS.values(), ()),
-        (SDLORA_TABLE4_VARIANTS.values(), ()),
-        (FIG6_VARIANTS.values(), ()),
-        (TABLE5_VARIANTS.values(), ONE_EPOCH),
-        ([janus_variant("memory=union", "janus-union", memory="union")], ()),
-    ]
-    for variants, overrides in groups:
-        plan += [PlannedRun(v, s, overrides) for v in variants for s in seeds]
-    unique: dict[tuple, PlannedRun] = {}
-    for p in plan:  # variants that are a method's defaults appear once (first place)
-        unique.setdefault((p.variant.key, p.seed, p.overrides), p)
-    return list(unique.values())
 
 
 def run_sweep(

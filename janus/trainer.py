@@ -114,6 +114,10 @@ class FewStepsWarning(UserWarning):
     """A task gets too few optimizer steps to train its head."""
 
 
+class LockUnavailableWarning(UserWarning):
+    """The file system of a run folder cannot lock files (``flock`` is off)."""
+
+
 def method_version(cfg: RunConfig) -> int:
     """The version of the implementation ``cfg.method`` runs with (:attr:`Method.version`)."""
     return build_method(cfg).version
@@ -538,6 +542,7 @@ def run_lock(out_dir: Path) -> Iterator[None]:
     out_dir.mkdir(parents=True, exist_ok=True)
     lock = out_dir / LOCK_NAME
     with open(lock, "a+") as handle:
+        locked = True
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -545,6 +550,12 @@ def run_lock(out_dir: Path) -> Iterator[None]:
                 f"another process is running {out_dir}; wait for it to finish, or stop it and "
                 f"pass --resume to continue from its last finished task"
             ) from None
+        except OSError as err:  # flock off on this file system (ENOSYS, ENOLCK, EOPNOTSUPP)
+            locked = False
+            warnings.warn(LockUnavailableWarning(
+                f"cannot lock {lock} ({err.strerror}): this file system has no flock, so "
+                f"nothing stops a second process from running the same folder; `janus sweep` "
+                f"keeps runs apart with claim files instead"), stacklevel=3)
         try:
             yield
         finally:
@@ -553,7 +564,27 @@ def run_lock(out_dir: Path) -> Iterator[None]:
                 with contextlib.suppress(OSError):  # not empty: another run wrote there
                     for d in made:
                         d.rmdir()
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_held(out_dir: Path) -> bool:
+    """Whether a process holds ``out_dir``'s run lock (:func:`run_lock`) now."""
+    import fcntl  # POSIX
+
+    try:
+        handle = open(out_dir / LOCK_NAME)
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:  # no flock on this file system: cannot tell
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
 
 
 def _run_locked(

@@ -13,12 +13,10 @@ from janus.experiments import (
     FIG7_VARIANTS,
     ONE_EPOCH,
     SDLORA_TABLE4_VARIANTS,
-    SEQLORA_MINI_VARIANTS,
     TABLE1_VARIANTS,
     TABLE3_BENCHMARKS,
     TABLE5_VARIANTS,
     best_verdicts,
-    evidence_plan,
     make_config,
     paper_comparison,
     run_table3,
@@ -268,110 +266,6 @@ def test_table2_runs_seqlora_in_one_epoch_beside_the_control_only_in_mini():
         ("continual-alternating-e1", ONE_EPOCH), ("finetune-e1", ONE_EPOCH)]
     assert mini[-1][0] is ONE_EPOCH_CONTROL and mini[1][0].method == "seqlora"
     assert [v.key for v, _ in table2_variants("mini", ["finetune"])] == ["finetune"]  # no control
-
-
-def test_evidence_plan_covers_every_method_and_variant_once():
-    plan = evidence_plan((0, 1))
-    keys = [(p.variant.key, p.seed, p.overrides) for p in plan]
-    assert len(keys) == len(set(keys))
-    defaults = {p.variant.method for p in plan if p.variant.label is None}
-    assert defaults == set(METHODS) - set(SEQLORA_MINI_VARIANTS)  # every method, paper defaults
-    one_epoch = {p.variant.key for p in plan if p.overrides == ONE_EPOCH}
-    assert one_epoch == {"seqlora-e1", "continual-alternating-e1", "finetune-e1", "lora-gpm-e1",
-                         "janus-oe-e1"}
-    for group in (TABLE1_VARIANTS, SDLORA_TABLE4_VARIANTS, FIG6_VARIANTS, TABLE5_VARIANTS):
-        assert {v.key for v in group.values()} <= {k for k, _, _ in keys}
-    assert sum(k == "finetune" for k, _, _ in keys) == 2  # Table 1 row 1 is not run twice
-    assert [p.seed for p in plan[:2]] == [0, 1]
-
-
-def load_script(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "results" / name
-    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_run_evidence_lists_runs_and_skips_finished_ones(tmp_path, monkeypatch, capsys):
-    from janus.experiments import PlannedRun, Variant
-
-    script = load_script("run_evidence.py")
-    small = ("data.num_tasks=2", "train.max_steps_per_task=1")
-    plan = [PlannedRun(Variant(m, m), 0, small) for m in ("finetune", "janus-lora")]
-    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan[1:])
-    base = ["--profile", "smoke", "--out", str(tmp_path)]
-    assert script.main(base) == 0  # janus-lora only
-    assert "janus-lora seed 0: ACC" in capsys.readouterr().out
-    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan)
-    assert script.main(base + ["--list"]) == 0
-    listed = capsys.readouterr().out
-    assert "pending finetune seed 0" in listed and "done    janus-lora seed 0" in listed
-    assert listed.splitlines()[-1] == "1 of 2 runs done"
-    assert script.main(base) == 0
-    out = capsys.readouterr().out
-    assert "1 pending runs" in out and "finetune seed 0: ACC" in out and "janus-lora" not in out
-
-
-def test_run_evidence_skips_a_run_that_another_queue_holds(tmp_path, monkeypatch, capsys):
-    from janus.errors import RunBusyError
-    from janus.experiments import PlannedRun, Variant
-
-    script = load_script("run_evidence.py")
-    plan = [PlannedRun(Variant("a", "finetune"), 0)]
-    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan)
-
-    def busy(*args, **kwargs):
-        raise RunBusyError("another process is running it")
-
-    monkeypatch.setattr(script, "run", busy)
-    assert script.main(["--profile", "smoke", "--out", str(tmp_path)]) == 0
-    assert "finetune seed 0: skipped, running elsewhere" in capsys.readouterr().out
-
-
-def test_run_evidence_passes_progress_to_the_run(tmp_path, monkeypatch):
-    from janus.experiments import PlannedRun, Variant
-
-    script = load_script("run_evidence.py")
-    plan = [PlannedRun(Variant("a", "finetune"), 0)]
-    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan)
-    seen = []
-
-    def fake_run(cfg, out, *, resume, progress):
-        seen.append(progress)
-        return {"metrics": {"acc": 1.0, "maa": 1.0, "bwt": 0.0}}
-
-    monkeypatch.setattr(script, "run", fake_run)
-    base = ["--profile", "smoke", "--out", str(tmp_path)]
-    assert script.main(base) == 0 and script.main(base + ["--progress"]) == 0
-    assert seen == [False, True]
-
-
-def test_run_evidence_reports_missing_data_in_one_line(tmp_path, capsys):
-    script = load_script("run_evidence.py")
-    code = script.main(["--profile", "mini", "--out", str(tmp_path),
-                        "--data-root", str(tmp_path / "no-data"), "--seeds", "0"])
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "no-data" in err[0]
-
-
-def test_run_evidence_only_restricts_the_plan_and_rejects_unknown_variants(tmp_path, monkeypatch,
-                                                                            capsys):
-    from janus.experiments import PlannedRun, Variant
-
-    script = load_script("run_evidence.py")
-    plan = [PlannedRun(Variant(m, m), s) for m in ("finetune", "janus-lora") for s in (0, 1)]
-    monkeypatch.setattr(script, "evidence_plan", lambda seeds: plan)
-    base = ["--profile", "smoke", "--out", str(tmp_path), "--list"]
-    assert script.main(base + ["--only", "janus-lora"]) == 0
-    listed = capsys.readouterr().out.splitlines()
-    assert listed == ["pending janus-lora seed 0", "pending janus-lora seed 1", "0 of 2 runs done"]
-    assert script.main(base + ["--only", "janus-lora", "no-such"]) == 2
-    assert capsys.readouterr().err.startswith("error: no-such not in the plan")
 
 
 def test_run_variants_prints_the_records_training_time_also_when_reused(tmp_path, capsys):
