@@ -144,7 +144,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         options = executors.SlurmOptions(
             partition=args.partition, time_min=args.time,
             gpus=1 if args.gpus is None else args.gpus, cpus=args.cpus,
-            mem=args.mem, max_parallel=args.max_parallel, account=args.account)
+            mem=args.mem, max_parallel=args.max_parallel, account=args.account,
+            setup=tuple(args.setup or ()))
         jobs = executors.submit_slurm(todo, sweep, report, folder=logs, options=options)
         if jobs:
             print(f"submitted job array {jobs[0].job_id.split('_')[0]} with {len(jobs)} runs; "
@@ -293,6 +294,8 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--mem", help="slurm: memory per run, e.g. 32G")
     sw.add_argument("--max-parallel", type=int, default=64,
                     help="slurm: array tasks running at once")
+    sw.add_argument("--setup", action="append", metavar="LINE",
+                    help="slurm: a shell line before each task, e.g. 'module load cuda'")
     sw.add_argument("--quiet", action="store_true", help="inline: no progress bars")
     sw.set_defaults(func=cmd_sweep)
     s = sub.add_parser("show", help="print a run record")

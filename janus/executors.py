@@ -114,6 +114,8 @@ class SlurmOptions:
     """Array tasks running at once (``--array=0-N%max_parallel``)."""
     account: str | None = None
     job_name: str = "janus-sweep"
+    setup: tuple[str, ...] = ()
+    """Shell lines run before each task, e.g. ``module load cuda``."""
 
     def parameters(self) -> dict[str, Any]:
         """submitit ``SlurmExecutor.update_parameters`` keywords."""
@@ -122,7 +124,7 @@ class SlurmOptions:
                              "array_parallelism": self.max_parallel, "job_name": self.job_name,
                              "signal_delay_s": 120, "stderr_to_stdout": True}
         for key, value in (("partition", self.partition), ("mem", self.mem),
-                           ("account", self.account)):
+                           ("account", self.account), ("setup", list(self.setup) or None)):
             if value is not None:
                 p[key] = value
         return p

@@ -176,9 +176,10 @@ class Grid:
                 raise ConfigError(f"{where}.params must be a mapping, not {params!r}")
         seeds = entry.get("seeds", self.seeds)
         _check_ints(f"{where}.seeds", seeds, minimum=0)
+        root = None if self.data_root is None else str(Path(self.data_root).resolve())
         run = SweepRun(key=label or method, method=method, seed=0, profile=self.profile,
                        params=dict(params), label=label, overrides=overrides,
-                       data_root=self.data_root, out=self.out)
+                       data_root=root, out=str(Path(self.out).resolve()))  # for any job's cwd
         return run, list(seeds)
 
 

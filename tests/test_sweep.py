@@ -349,14 +349,14 @@ def test_slurm_submission_is_one_array_one_run_per_index(tmp_path, monkeypatch):
                f'cp "$1" {tmp_path}/submitted.sh\necho "Submitted batch job 4242"\n')
     runs = small_grid(tmp_path / "out").expand()
     options = SlurmOptions(partition="gpu", time_min=120, gpus=1, cpus=6, mem="32G",
-                           max_parallel=2, account="lab")
+                           max_parallel=2, account="lab", setup=("module load cuda",))
     jobs = submit_slurm(runs, "S", lambda o: None, folder=tmp_path / "logs", options=options)
     assert [j.job_id for j in jobs] == [f"4242_{i}" for i in range(4)]
     script = (tmp_path / "submitted.sh").read_text()
     for line in ["#SBATCH --array=0-3%2", "#SBATCH --partition=gpu", "#SBATCH --time=120",
                  "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=6",
                  "#SBATCH --mem=32G", "#SBATCH --account=lab", "#SBATCH --signal=USR2@120",
-                 "#SBATCH --job-name=janus-sweep"]:
+                 "#SBATCH --job-name=janus-sweep", "module load cuda"]:
         assert line in script.splitlines(), line
     for i, r in enumerate(runs):  # the array index decides the run
         delayed = DelayedSubmission.load(tmp_path / "logs" / f"4242_{i}_submitted.pkl")
