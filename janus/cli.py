@@ -25,9 +25,30 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     return apply_overrides(cfg, args.set or [])
 
 
+def print_method_params(name: str) -> None:
+    from janus.methods import METHODS
+
+    if name not in METHODS:
+        raise JanusError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
+    cls = METHODS[name]
+    print(f"{name}: {cls.description}")
+    rows = cls.params_type.describe()
+    if not rows:
+        print("  no parameters")
+    for field, kind, default, help_text in rows:
+        print(f"  {field} ({kind}; default {default!r})")
+        print(textwrap.fill(help_text, width=100, initial_indent=" " * 6,
+                            subsequent_indent=" " * 6))
+    print("set one with --set method.params.<name>=<value>")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from janus.data import DATASETS
     from janus.methods import METHODS
+
+    if args.method:
+        print_method_params(args.method)
+        return 0
 
     print("methods:")
     for name, cls in sorted(METHODS.items()):
@@ -227,9 +248,10 @@ def cmd_reference(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="janus", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="registered methods, data sets and profiles").set_defaults(
-        func=cmd_list
-    )
+    ls = sub.add_parser("list", help="registered methods, data sets and profiles")
+    ls.add_argument("--method", metavar="NAME", help="print one method's parameters: type, "
+                    "range, default and help")
+    ls.set_defaults(func=cmd_list)
     r = sub.add_parser("run", help="run one method on one profile with one seed")
     r.add_argument("--profile", default="smoke", choices=sorted(PROFILES))
     r.add_argument("--method", default="finetune")

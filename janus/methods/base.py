@@ -30,6 +30,7 @@ from janus.anchors import benchmark_params
 from janus.config import RunConfig
 from janus.data.stream import ClassIncrementalStream, Task
 from janus.errors import ConfigError
+from janus.methods.params import Params
 from janus.model import ContinualViT
 
 
@@ -56,14 +57,19 @@ class TaskContext:
 class Method:
     """Base class: sequential training with the protocol's defaults; override what differs.
 
-    Subclasses declare their hyper-parameters as ``defaults`` (overridden per benchmark by
-    :data:`janus.anchors.BENCHMARK_PARAMS`, then by ``method.params`` in the config) and cite
-    the paper and equation they implement.
+    Subclasses declare their hyper-parameters as a :class:`~janus.methods.params.Params`
+    dataclass in ``params_type`` (overridden per benchmark by
+    :data:`janus.anchors.BENCHMARK_PARAMS`, then by ``method.params`` in the config; type and
+    range are checked before anything is built) and cite the paper and equation they implement.
+    ``self.params`` is the resolved dict (what a record stores), ``self.settings`` the same
+    values as the typed dataclass.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    params_type: ClassVar[type[Params]] = Params
     defaults: ClassVar[dict[str, Any]] = {}
+    """The defaults of ``params_type``'s fields (set for every subclass)."""
     version: int = 1
     """Raised when a change of defaults or behaviour makes earlier records of the method stale
     (stored in every record; a stored run of another version is not reused or resumed). An
@@ -76,15 +82,25 @@ class Method:
     owns_step: ClassVar[bool] = False
     """True when the method updates its parameters itself in :meth:`train_step`."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.defaults = cls.params_type.defaults()
+
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
         if unknown:
             raise ConfigError(
                 f"method {self.name!r} has no parameter(s) {sorted(unknown)}; "
-                f"known: {sorted(self.defaults) or 'none'}"
+                f"known: {sorted(self.defaults) or 'none'} (`janus list --method {self.name}`)"
             )
         self.cfg = cfg
-        self.params = {**self.defaults, **benchmark_params(self.name, cfg.data.dataset), **params}
+        given = {**benchmark_params(self.name, cfg.data.dataset), **params}
+        try:
+            self.settings = self.params_type(**given)
+        except ConfigError as err:
+            raise ConfigError(f"method {self.name!r}: {err}; `janus list --method {self.name}` "
+                              f"lists its parameters") from None
+        self.params = {**self.defaults, **given}
 
     # ----------------------------------------------------------------- hooks
     def setup(self, model: ContinualViT) -> None:

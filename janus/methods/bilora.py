@@ -21,6 +21,7 @@ per slice. Choices (sizes at other widths): ``docs/methods/bilora.md``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,6 +31,7 @@ from janus.config import RunConfig
 from janus.errors import ConfigError
 from janus.lora import LoRAQKV
 from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.params import Params, param
 from janus.model import ContinualViT
 
 PAPER_WIDTH, PAPER_FREQUENCIES = 768, 3000
@@ -58,23 +60,25 @@ def scaled_frequencies(d: int) -> int:
     return max(1, round(PAPER_FREQUENCIES * (d / PAPER_WIDTH) ** 2))
 
 
+@dataclass(frozen=True)
+class BiLoRAParams(Params):
+    frequencies: int | None = param(
+        None, "frequencies n per task; None: 3000 at width 768, the same density elsewhere",
+        low=1)
+    alpha: float = param(300.0, "scale of the update (the code's, hard-coded for width 768)")
+    seed_base: int = param(777, "supports are drawn with seed seed_base + 10 t")
+
+
 @register_method
 class BiLoRA(Method):
     """BiLoRA: per-task sparse Fourier cores on fixed bases, frozen once learned."""
 
     name = "bilora"
     description = "BiLoRA: per-task sparse Fourier-domain updates of K and V (fixed bases)"
-    defaults: dict[str, Any] = {
-        "frequencies": None,  # n per task; None: 3000 at width 768, same density elsewhere
-        "alpha": 300.0,  # the code's scale (hard-coded for width 768)
-        "seed_base": 777,  # supports drawn with seed seed_base + 10 t
-    }
+    params_type = BiLoRAParams
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         super().__init__(cfg, **params)
-        n = self.params["frequencies"]
-        if n is not None and not (isinstance(n, int) and n >= 1):
-            raise ConfigError(f"{self.name} frequencies must be a positive integer, got {n!r}")
         self.frozen: list[dict[str, torch.Tensor]] = []
         self.coeffs = nn.ParameterList()
         self.support: torch.Tensor | None = None

@@ -19,7 +19,7 @@ retraction (``after_step``; ``proofs/ERRATA.md`` B1). See ``docs/methods/eblora.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -30,6 +30,7 @@ from janus.config import RunConfig
 from janus.errors import ConfigError
 from janus.lora import LoRAComponent
 from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.params import Params, param
 from janus.model import ContinualViT
 
 
@@ -61,31 +62,29 @@ class TaskUpdate:
     u_prev: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class EBLoRAParams(Params):
+    threshold: float = param(0.97, "GPM energy threshold of the protected input subspace",
+                             low=0, low_open=True, high=1)
+    init: Literal["gradient", "random"] = param(
+        "gradient", "factor init: SVD of the task's gradient, or random")
+    init_batches: int = param(8, "training batches (test transform) summed for the gradient "
+                              "init", low=1)
+    init_magnitude: float = param(0.0, "m at the start of a task (0: the model is unchanged)")
+    magnitude_lr: float = param(1.0, "learning rate of m relative to train.lr", low=0,
+                                low_open=True)
+
+
 @register_method
 class EBLoRA(Method):
     """EBLoRA: per-task balanced updates on the restricted Stiefel manifold."""
 
     name = "eblora"
     description = "EBLoRA: per-task s*U*Vt, Vt on a restricted Stiefel manifold (GPM subspace)"
-    defaults: dict[str, Any] = {
-        "threshold": 0.97,  # GPM energy threshold of the protected input subspace
-        "init": "gradient",  # factor init: "gradient" (SVD of the task's gradient) or "random"
-        "init_batches": 8,  # training batches (test transform) summed for the gradient init
-        "init_magnitude": 0.0,  # m at the start of a task (0: the model is unchanged)
-        "magnitude_lr": 1.0,  # learning rate of m relative to train.lr
-    }
+    params_type = EBLoRAParams
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         super().__init__(cfg, **params)
-        p = self.params
-        if not 0 < p["threshold"] <= 1:
-            raise ConfigError(f"eblora threshold must lie in (0, 1], got {p['threshold']!r}")
-        if p["init"] not in ("gradient", "random"):
-            raise ConfigError(f"eblora init must be 'gradient' or 'random', got {p['init']!r}")
-        if not (isinstance(p["init_batches"], int) and p["init_batches"] >= 1):
-            raise ConfigError(f"eblora init_batches must be an int >= 1, got {p['init_batches']!r}")
-        if not p["magnitude_lr"] > 0:
-            raise ConfigError(f"eblora magnitude_lr must be > 0, got {p['magnitude_lr']!r}")
         self.protected: list[torch.Tensor] = []
         """Per block: orthonormal basis (d_in x k, float64) of earlier tasks' inputs."""
         self.updates: list[TaskUpdate] = []

@@ -26,7 +26,8 @@ and the history keeps the top eigenvectors of the summed energy operator.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,7 @@ from janus import geometry as geo
 from janus.activations import input_grams
 from janus.errors import ConfigError
 from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.params import Params, param
 from janus.model import ContinualViT
 from janus.prototypes import class_sums
 from janus.rectification import ActivationCapture, rectified_gradients
@@ -85,6 +87,43 @@ def union_basis(
     return (u @ vectors[:, order]).contiguous(), torch.diag(values[order])
 
 
+@dataclass(frozen=True)
+class JanusLoRAParams(Params):
+    oe: bool = param(True, "Online Estimation of each block's input basis (Sec. 3.3.3, Eq. 8-10)")
+    gr: bool = param(True, "Gradient Rectification of the factor updates (Sec. 3.3.2, Eq. 5-7)")
+    dml: bool = param(True, "Decoupled Margin Loss (Sec. 3.4, Eq. 11)")
+    k: int | None = param(None, "OE basis size per block; None scales the paper's k = 50 at "
+                          "width 768 to the model width", low=1)
+    oe_lr: float = param(1.0, "step of Eq. 9 relative to the batch energy ||X||_F^2", low=0,
+                         low_open=True)
+    gamma: float = param(1e-4, "ridge coefficient of Eq. 27 / 34 (delta = gamma / s^2)", low=0,
+                         low_open=True)
+    memory: Literal["snapshot", "union"] = param(
+        "snapshot", "protected basis: the last OE snapshot, or the union of all snapshots")
+    max_rank: int | None = param(None, "cap of the union basis (None: d_in // 2)", low=1)
+    exact_safe: bool = param(False, "also remove the update's leak on span(V) after the step")
+    lambda_dml: float = param(1.0, "weight lambda of DML in L_task + lambda L_DML (Sec. 3.2)",
+                              low=0)
+    tau: float = param(0.07, "DML temperature tau (Eq. 11; 0.07 as in Sec. 4.1)", low=0,
+                       low_open=True)
+    margin: float = param(0.3, "DML margin m of the inter-task hinge (Eq. 11)", low=0)
+
+
+@dataclass(frozen=True)
+class LoRAGPMParams(JanusLoRAParams):
+    oe: bool = param(False, "must stay False: the basis is GPM's, built offline")
+    gr: bool = param(False, "GR towards the projected gradient (Janus-LoRA Fig. 6)")
+    dml: bool = param(False, "Decoupled Margin Loss (off for the baseline)")
+    threshold: float = param(0.97, "GPM energy threshold at the first task (Saha et al. 2021)",
+                             low=0, low_open=True, high=1)
+    threshold_step: float = param(0.003, "raise of the threshold per task (0.97 + 0.003 t)",
+                                  low=0)
+
+    def check(self) -> None:
+        if self.oe:
+            raise ConfigError("lora-gpm builds its basis offline (GPM): oe must be False")
+
+
 @register_method
 class JanusLoRA(Method):
     """Janus-LoRA; ``oe``/``gr``/``dml`` switch the components (Table 1 ablations).
@@ -96,26 +135,10 @@ class JanusLoRA(Method):
 
     name = "janus-lora"
     description = "Janus-LoRA: online estimation + gradient rectification + margin loss"
-    defaults: dict[str, Any] = {
-        "oe": True,
-        "gr": True,
-        "dml": True,
-        "k": None,  # OE rank; None scales the paper's k = 50 at width 768 to the model width
-        "oe_lr": 1.0,  # step of Eq. 9 relative to the batch energy ||X||_F^2
-        "gamma": 1e-4,  # ridge coefficient of Eq. 27 / 34 (delta = gamma / s^2)
-        "memory": "snapshot",  # or "union"
-        "max_rank": None,  # cap of the union basis (None: d_in // 2)
-        "exact_safe": False,  # also remove the update's leak on span(V) after the step
-        "lambda_dml": 1.0,
-        "tau": 0.07,
-        "margin": 0.3,
-    }
+    params_type = JanusLoRAParams
 
     def __init__(self, cfg, **params: Any) -> None:
         super().__init__(cfg, **params)
-        if self.params["memory"] not in ("snapshot", "union"):
-            raise ConfigError(f"janus-lora memory must be snapshot or union, got "
-                              f"{self.params['memory']!r}")
         if self.params["exact_safe"] and not self.protects:
             raise ConfigError(f"{self.name} exact_safe=True needs a protected basis (oe=True)")
         if self.params["memory"] == "union":
@@ -301,22 +324,7 @@ class LoRAGPM(JanusLoRA):
 
     name = "lora-gpm"
     description = "LoRA-GPM: one LoRA, A's gradient projected off an offline GPM basis"
-    defaults: dict[str, Any] = {
-        **JanusLoRA.defaults,
-        "oe": False,
-        "gr": False,
-        "dml": False,
-        "threshold": 0.97,  # GPM energy threshold at the first task (Saha et al. 2021)
-        "threshold_step": 0.003,  # ... raised by this much per task (0.97 + 0.003 t)
-    }
-
-    def __init__(self, cfg, **params: Any) -> None:
-        super().__init__(cfg, **params)
-        if self.params["oe"]:
-            raise ConfigError("lora-gpm builds its basis offline (GPM): oe must be False")
-        if not 0 < self.params["threshold"] <= 1:
-            raise ConfigError(f"lora-gpm threshold must be in (0, 1], got "
-                              f"{self.params['threshold']!r}")
+    params_type = LoRAGPMParams
 
     @property
     def protects(self) -> bool:

@@ -27,6 +27,7 @@ Choices: ``docs/methods/lora_drs.md``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,6 +38,7 @@ from janus.config import RunConfig
 from janus.errors import ConfigError
 from janus.lora import LoRAComponent
 from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.params import Params, param
 from janus.model import ContinualViT
 from janus.prototypes import NearestMeanClassifier
 from janus.rectification import ActivationCapture, rectified_gradients
@@ -79,6 +81,20 @@ def augmented_triplet_loss(
     return F.relu(d_ap[ok] - d_an[ok] + margin).mean()
 
 
+@dataclass(frozen=True)
+class LoRADRSParams(Params):
+    energy: float = param(0.99, "eigenvalue energy of the drift-resistant space", low=0,
+                          low_open=True, high=1)
+    lambda_atl: float = param(0.2, "weight of the augmented triplet loss (ImageNet-R config; "
+                              "CIFAR-100 0.05 from janus.anchors)", low=0)
+    margin: float = param(2.0, "triplet margin (ImageNet-R config; CIFAR-100 1.0)", low=0)
+    head_lr: float | None = param(None, "the code's fc_lrate; None = train.lr", low=0,
+                                  low_open=True)
+    b_init_std: float = param(0.01, "the single non-zero entry per column of a new B", low=0)
+    gr: bool = param(False, "Janus-LoRA Fig. 6: rectify towards G_W P instead of projecting")
+    gamma: float = param(1e-4, "GR's ridge coefficient (as janus-lora)", low=0, low_open=True)
+
+
 @register_method
 class LoRADRS(NearestMeanClassifier, Method):
     """LoRA-DRS: per-task LoRA, steps projected into the drift-resistant space of the
@@ -86,25 +102,10 @@ class LoRADRS(NearestMeanClassifier, Method):
 
     name = "lora-drs"
     description = "LoRA-DRS: LoRA subtraction, drift-resistant projection, triplet loss, NME"
-    defaults: dict[str, Any] = {
-        "energy": 0.99,  # eigenvalue energy of the drift-resistant space
-        # augmented triplet loss: weight and margin (ImageNet-R config; CIFAR-100 0.05 and
-        # 1.0 from janus.anchors)
-        "lambda_atl": 0.2,
-        "margin": 2.0,
-        "head_lr": None,  # the code's fc_lrate; None = train.lr
-        "b_init_std": 0.01,  # the single non-zero entry per column of a new B
-        "gr": False,  # Janus-LoRA Fig. 6: rectify towards G_W P instead of projecting steps
-        "gamma": 1e-4,  # GR's ridge coefficient (as janus-lora)
-    }
+    params_type = LoRADRSParams
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         super().__init__(cfg, **params)
-        p = self.params
-        if not 0 < p["energy"] <= 1:
-            raise ConfigError(f"{self.name} energy must be in (0, 1], got {p['energy']!r}")
-        if p["lambda_atl"] < 0 or p["margin"] < 0:
-            raise ConfigError(f"{self.name} lambda_atl and margin must be >= 0")
         self.projectors: list[torch.Tensor] | None = None
         self.bases: list[torch.Tensor] | None = None
         self.prototypes: torch.Tensor | None = None

@@ -22,6 +22,7 @@ task's head (= logits of the other classes masked), the prompt tensors owned by 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,6 +32,7 @@ from torch import nn
 from janus.config import RunConfig
 from janus.errors import ConfigError
 from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.params import Params, param
 from janus.model import ContinualViT
 from janus.prompting import (
     Prefix,
@@ -119,25 +121,29 @@ class PromptMethod(Method):
 # --------------------------------------------------------------------------- L2P
 
 
+@dataclass(frozen=True)
+class L2PParams(Params):
+    pool_size: int = param(10, "prompts in the pool (M)", low=1)
+    length: int = param(5, "tokens per prompt", low=1)
+    top_k: int = param(5, "prompts per sample (N)", low=1)
+    lam: float = param(0.1, "weight of the key-query pull term (original code, PILOT)", low=0)
+    clip_grad: float | None = param(1.0, "gradient-norm clip; None: no clipping", low=0,
+                                    low_open=True)
+    lr: float | None = param(None, "prompts' and keys' lr; None = train.lr", low=0,
+                             low_open=True)
+
+    def check(self) -> None:
+        if self.top_k > self.pool_size:
+            raise ConfigError(f"top_k={self.top_k} exceeds pool_size={self.pool_size}")
+
+
 @register_method
 class L2P(PromptMethod):
     """L2P: top-N prompts of a keyed pool, inserted at the input (notes Sec. 2, L2P)."""
 
     name = "l2p"
     description = "L2P: per-sample top-N prompts from a keyed pool at the input, prompt head"
-    defaults: dict[str, Any] = {
-        "pool_size": 10,  # M
-        "length": 5,  # tokens per prompt
-        "top_k": 5,  # N prompts per sample
-        "lam": 0.1,  # weight of the key-query pull term (original code, PILOT)
-        "clip_grad": 1.0,
-        "lr": None,  # prompts' and keys' lr; None = train.lr
-    }
-
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
-        if not 1 <= self.params["top_k"] <= self.params["pool_size"]:
-            raise ConfigError(f"{self.name} needs 1 <= top_k <= pool_size")
+    params_type = L2PParams
 
     def build(self, model: ContinualViT) -> dict[str, nn.Parameter]:
         p, d, dev = self.params, model.feature_dim, model.device
@@ -173,21 +179,29 @@ def dualprompt_layers(depth: int) -> tuple[list[int], list[int]]:
     return list(range(g)), list(range(g, n))
 
 
+@dataclass(frozen=True)
+class DualPromptParams(Params):
+    g_layers: tuple[int, ...] | None = param(
+        None, "blocks of the G-prompt; None: 0-1 (see dualprompt_layers for shallow ViTs)",
+        low=0)
+    e_layers: tuple[int, ...] | None = param(None, "blocks of the E-prompts; None: 2-4", low=0)
+    g_length: int = param(5, "tokens of the G-prompt", low=1)
+    e_length: int | None = param(None, "tokens of an E-prompt; None: 20 on imagenet-r, else 5",
+                                 low=1)
+    lam: float = param(1.0, "weight of the key-query pull term (the port; PILOT 0.1)", low=0)
+    clip_grad: float | None = param(1.0, "gradient-norm clip; None: no clipping", low=0,
+                                    low_open=True)
+    lr: float | None = param(None, "prompts' and keys' lr; None = train.lr", low=0,
+                             low_open=True)
+
+
 @register_method
 class DualPrompt(PromptMethod):
     """DualPrompt: a shared G-prefix and one keyed E-prefix per task (notes Sec. 2)."""
 
     name = "dualprompt"
     description = "DualPrompt: shared G-prompt + per-task keyed E-prompt prefixes"
-    defaults: dict[str, Any] = {
-        "g_layers": None,  # None: blocks 0-1 (see dualprompt_layers for shallow ViTs)
-        "e_layers": None,  # None: blocks 2-4
-        "g_length": 5,
-        "e_length": None,  # None: 20 on imagenet-r, else 5 (CIFAR)
-        "lam": 1.0,  # weight of the key-query pull term (the port; PILOT 0.1)
-        "clip_grad": 1.0,
-        "lr": None,
-    }
+    params_type = DualPromptParams
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         super().__init__(cfg, **params)
@@ -280,25 +294,34 @@ def ortho_penalty(x: torch.Tensor) -> torch.Tensor:
     return ((x @ x.T - eye) ** 2).mean()
 
 
+@dataclass(frozen=True)
+class CODAPromptParams(Params):
+    pool_size: int | None = param(None, "components M; None: 100, at most the query width",
+                                  low=1)
+    length: int = param(8, "tokens per component: first half key prefix, second half value",
+                        low=2)
+    mu: float = param(0.0, "orthogonality penalty (prompt_param 100 8 0.0)", low=0)
+    layers: tuple[int, ...] | None = param(None, "prompted blocks; None: 0-4 (those that "
+                                           "exist)", low=0)
+    clip_grad: float | None = param(None, "gradient-norm clip; None: no clipping (the code)",
+                                    low=0, low_open=True)
+    lr: float | None = param(None, "prompts' lr; None = train.lr", low=0, low_open=True)
+
+    def check(self) -> None:
+        if self.length % 2:
+            raise ConfigError(f"length={self.length} must be even (key and value halves)")
+
+
 @register_method
 class CODAPrompt(PromptMethod):
     """CODA-Prompt: attention-weighted sums of prompt components (notes Sec. 2)."""
 
     name = "coda-prompt"
     description = "CODA-Prompt: prefixes as cos(q*A, K)-weighted sums of per-task components"
-    defaults: dict[str, Any] = {
-        "pool_size": None,  # M; None: 100, at most the query width (orthogonality)
-        "length": 8,  # tokens per component: first half key prefix, second half value
-        "mu": 0.0,  # orthogonality penalty (prompt_param 100 8 0.0)
-        "layers": None,  # None: blocks 0-4 (those that exist)
-        "clip_grad": None,  # the code does not clip
-        "lr": None,
-    }
+    params_type = CODAPromptParams
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         super().__init__(cfg, **params)
-        if self.params["length"] < 2 or self.params["length"] % 2:
-            raise ConfigError(f"{self.name} length must be even and >= 2")
         self.layers: list[int] = []
         self.per_task = 0
 

@@ -27,7 +27,8 @@ Choices (projections, normalisation, initialisation, rank scaling, KD residual) 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -37,10 +38,13 @@ from janus.config import RunConfig
 from janus.errors import ConfigError
 from janus.lora import LoRAComponent
 from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.params import Params, param
 from janus.model import ContinualViT
 
-NORMS = ("product", "factors")
-COMPONENTS = ("per-task", "first", "single")
+Norm = Literal["product", "factors"]
+Components = Literal["per-task", "first", "single"]
+NORMS = get_args(Norm)
+COMPONENTS = get_args(Components)
 PAPER_RANKS = (10, 8, 6)  # r_1, r_mu, r_nu of Sec. 4.1 at r_1 = 10
 
 
@@ -59,47 +63,38 @@ def scaled_rank(rank: int, paper_rank: int) -> int:
     return max(1, math.floor(rank * paper_rank / PAPER_RANKS[0] + 0.5))
 
 
+@dataclass(frozen=True)
+class SDLoRAParams(Params):
+    alpha_init: float = param(0.8, "initial magnitude of each new direction (official code)")
+    norm: Norm = param("product", "direction norm: ||B A||_F (paper, Eq. 3) or ||B||_F ||A||_F "
+                       "(\"factors\", the code)")
+    components: Components = param(
+        "per-task", "Table 4 ablations: a direction per task (SD-LoRA), task 1's only, frozen "
+        "afterwards (row 1), or one direction trained in every task (row 2)")
+    old_magnitudes: Literal["learned", "frozen"] = param(
+        "learned", "earlier magnitudes learned (SD-LoRA) or each fixed after its task (row 3)")
+    current: Literal["normalized", "raw"] = param(
+        "normalized", "the task being trained enters as alpha_t dir_t (paper, Eq. 4) or as "
+        "alpha_t B_t A_t (official code), normalised once its task is over")
+
+    def check(self) -> None:
+        if self.old_magnitudes == "frozen" and self.components != "per-task":
+            raise ConfigError("old_magnitudes=frozen needs components=per-task (with one "
+                              "component there is one magnitude)")
+
+
 @register_method
 class SDLoRA(Method):
     """SD-LoRA, Eq. 4: a new LoRA direction per task, learnable shared magnitudes."""
 
     name = "sd-lora"
     description = "SD-LoRA: frozen normalised LoRA directions per task + shared magnitudes"
-    defaults: dict[str, Any] = {
-        "alpha_init": 0.8,  # initial magnitude of each new direction (official code)
-        "norm": "product",  # ||B A||_F (paper, Eq. 3) or "factors": ||B||_F ||A||_F (code)
-        # Table 4 ablations: "per-task" (SD-LoRA), "first" (row 1: task 1's direction, frozen
-        # afterwards) or "single" (row 2: one direction, trained in every task); one magnitude
-        "components": "per-task",
-        # "learned" (SD-LoRA) or "frozen" (row 3: each magnitude fixed after its own task)
-        "old_magnitudes": "learned",
-        # the task being trained enters as "normalized" alpha_t dir_t (paper, Eq. 4) or "raw"
-        # alpha_t B_t A_t (official code), normalised once its task is over
-        "current": "normalized",
-    }
+    params_type = SDLoRAParams
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         super().__init__(cfg, **params)
-        p = self.params
-        if p["norm"] not in NORMS:
-            raise ConfigError(f"{self.name} norm must be one of {NORMS}, got {p['norm']!r}")
-        if not (isinstance(p["alpha_init"], int | float) and math.isfinite(p["alpha_init"])):
-            raise ConfigError(f"{self.name} alpha_init must be a finite number, "
-                              f"got {p['alpha_init']!r}")
         if cfg.lora.scale == 0:
             raise ConfigError(f"{self.name} needs lora.scale != 0 (it divides the output)")
-        if p["components"] not in COMPONENTS:
-            raise ConfigError(f"{self.name} components must be one of {COMPONENTS}, "
-                              f"got {p['components']!r}")
-        if p["old_magnitudes"] not in ("learned", "frozen"):
-            raise ConfigError(f"{self.name} old_magnitudes must be 'learned' or 'frozen', "
-                              f"got {p['old_magnitudes']!r}")
-        if p["old_magnitudes"] == "frozen" and p["components"] != "per-task":
-            raise ConfigError(f"{self.name} old_magnitudes=frozen needs components=per-task "
-                              f"(with one component there is one magnitude)")
-        if p["current"] not in ("normalized", "raw"):
-            raise ConfigError(f"{self.name} current must be 'normalized' or 'raw', "
-                              f"got {p['current']!r}")
         self.alphas = nn.Parameter(torch.zeros(0))
         self.frozen_alphas = torch.zeros(0)
         self.raw: int | None = None
@@ -183,6 +178,23 @@ class SDLoRA(Method):
         self.alphas = nn.Parameter(alphas.to(self.alphas.device).clone())
 
 
+@dataclass(frozen=True)
+class SDLoRARRParams(SDLoRAParams):
+    mu: int = param(4, "first task (1-based) of rank r_mu", low=2)
+    nu: int = param(8, "first task (1-based) of rank r_nu", low=3)
+    ranks: tuple[int, ...] | None = param(
+        None, "(r_1, r_mu, r_nu); None scales the paper's (10, 8, 6) to lora.rank", low=1)
+
+    def check(self) -> None:
+        super().check()
+        if not self.mu < self.nu:
+            raise ConfigError(f"mu={self.mu} must be < nu={self.nu}")
+        r = self.ranks
+        if r is not None and not (len(r) == 3 and r[0] >= r[1] >= r[2]):
+            raise ConfigError(f"ranks={list(r)} must be 3 non-increasing ranks (r_1, r_mu, "
+                              f"r_nu)")
+
+
 @register_method
 class SDLoRARR(SDLoRA):
     """SD-LoRA-RR, Eq. 6 / Alg. 1 lines 2-4: rank r_1 for tasks 1..mu-1, r_mu for tasks
@@ -190,32 +202,25 @@ class SDLoRARR(SDLoRA):
 
     name = "sd-lora-rr"
     description = "SD-LoRA-RR: SD-LoRA with a stepwise reduced rank for later tasks"
-    defaults: dict[str, Any] = {
-        **SDLoRA.defaults,
-        "mu": 4,
-        "nu": 8,
-        "ranks": None,  # (r_1, r_mu, r_nu); None scales the paper's (10, 8, 6) to lora.rank
-    }
+    params_type = SDLoRARRParams
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         super().__init__(cfg, **params)
-        mu, nu, ranks = self.params["mu"], self.params["nu"], self.params["ranks"]
-        if not (isinstance(mu, int) and isinstance(nu, int) and 2 <= mu < nu):
-            raise ConfigError(f"{self.name} needs integers 2 <= mu < nu, got mu={mu!r}, nu={nu!r}")
-        if ranks is None:
-            ranks = tuple(scaled_rank(cfg.lora.rank, r) for r in PAPER_RANKS)
-        if not (isinstance(ranks, list | tuple) and len(ranks) == 3
-                and all(isinstance(r, int) and r >= 1 for r in ranks)
-                and ranks[0] >= ranks[1] >= ranks[2]):
-            raise ConfigError(f"{self.name} ranks must be 3 non-increasing positive integers "
-                              f"(r_1, r_mu, r_nu), got {self.params['ranks']!r}")
-        self.ranks = tuple(ranks)
+        ranks = self.settings.ranks
+        self.ranks = ranks if ranks is not None else tuple(
+            scaled_rank(cfg.lora.rank, r) for r in PAPER_RANKS)
 
     def rank(self, task: int) -> int:
         t = task + 1
         return self.ranks[0] if t < self.params["mu"] else (
             self.ranks[1] if t < self.params["nu"] else self.ranks[2]
         )
+
+
+@dataclass(frozen=True)
+class SDLoRAKDParams(SDLoRAParams):
+    tau: float = param(9e-4, "residual below which a new direction is absorbed (Eq. 8)",
+                       low=0)
 
 
 @register_method
@@ -230,13 +235,10 @@ class SDLoRAKD(SDLoRA):
 
     name = "sd-lora-kd"
     description = "SD-LoRA-KD: SD-LoRA that folds representable new directions into magnitudes"
-    defaults: dict[str, Any] = {**SDLoRA.defaults, "tau": 9e-4}
+    params_type = SDLoRAKDParams
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         super().__init__(cfg, **params)
-        tau = self.params["tau"]
-        if not (isinstance(tau, int | float) and math.isfinite(tau) and tau >= 0):
-            raise ConfigError(f"{self.name} tau must be a finite number >= 0, got {tau!r}")
         self.kd_log: list[dict[str, Any]] = []
         """Per finished task after the first: its fitting residual and whether it was absorbed."""
 

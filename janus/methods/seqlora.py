@@ -28,8 +28,8 @@ schedule). Choices and their reasons: ``docs/methods/seqlora.md``.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -39,6 +39,7 @@ from janus import geometry as geo
 from janus.config import RunConfig
 from janus.errors import ConfigError
 from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.params import Params, param
 from janus.model import ContinualViT
 
 Tensors = tuple[torch.Tensor, ...]
@@ -113,6 +114,18 @@ def unfused_attention(model: ContinualViT) -> Iterator[None]:
             a.fused_attn = fused
 
 
+@dataclass(frozen=True)
+class SeqLoRAParams(Params):
+    alpha: float = param(0.1, "lower-level step size (A factors, head); not given by the paper",
+                         low=0, low_open=True)
+    beta: float = param(0.1, "upper-level step size (input bases); not given by the paper",
+                        low=0, low_open=True)
+    bilevel_iterations: int = param(3, "K per batch (Sec. 4 defaults: K = 3)", low=1)
+    b_steps: int = param(2, "S_B (Sec. 4: \"inner steps 2\")", low=1)
+    a_steps: int = param(2, "S_A'", low=1)
+    eps: float = param(1e-8, "regularisation of the projection (Alg. 1 line 20)", low=0)
+
+
 @register_method
 class SeqLoRA(Method):
     """SeqLoRA, Alg. 1: bilevel training of a new LoRA per task, its input basis kept
@@ -122,26 +135,10 @@ class SeqLoRA(Method):
     description = "SeqLoRA: per-task LoRA, bilevel (cross-Hessian) steps, orthogonal input bases"
     owns_step = True
     cross_hessian: ClassVar[bool] = True
-    defaults: dict[str, Any] = {
-        "alpha": 0.1,  # lower-level step size (A factors, head); not given by the paper
-        "beta": 0.1,  # upper-level step size (input bases); not given by the paper
-        "bilevel_iterations": 3,  # K per batch (Sec. 4 defaults: K = 3)
-        "b_steps": 2,  # S_B (Sec. 4: "inner steps 2")
-        "a_steps": 2,  # S_A'
-        "eps": 1e-8,  # regularisation of the projection (Alg. 1 line 20)
-    }
+    params_type = SeqLoRAParams
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         super().__init__(cfg, **params)
-        p = self.params
-        for key in ("alpha", "beta"):
-            if not (isinstance(p[key], int | float) and math.isfinite(p[key]) and p[key] > 0):
-                raise ConfigError(f"{self.name} {key} must be a positive number, got {p[key]!r}")
-        for key in ("bilevel_iterations", "b_steps", "a_steps"):
-            if not (isinstance(p[key], int) and p[key] >= 1):
-                raise ConfigError(f"{self.name} {key} must be an integer >= 1, got {p[key]!r}")
-        if not (isinstance(p["eps"], int | float) and p["eps"] >= 0):
-            raise ConfigError(f"{self.name} eps must be >= 0, got {p['eps']!r}")
         self.lower: list[torch.nn.Parameter] = []
         self.upper: list[torch.nn.Parameter] = []
         self.bases: list[torch.Tensor] = []

@@ -163,11 +163,12 @@ def test_smoke_run_is_finite(tmp_path):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"threshold": 0.0}, "threshold must lie in"),
-        ({"threshold": 1.5}, "threshold must lie in"),
-        ({"init": "svd"}, "init must be"),
-        ({"init_batches": 0}, "init_batches must be"),
-        ({"magnitude_lr": 0.0}, "magnitude_lr must be"),
+        ({"threshold": 0.0}, r"threshold=0.0 is out of range: it must be > 0 and <= 1"),
+        ({"threshold": 1.5}, r"threshold=1.5 is out of range"),
+        ({"init": "svd"}, r"init='svd' is not 'gradient' \| 'random'"),
+        ({"init_batches": 0}, r"init_batches=0 is out of range: it must be >= 1"),
+        ({"init_batches": 2.5}, r"init_batches=2.5 is not int"),
+        ({"magnitude_lr": 0.0}, r"magnitude_lr=0.0 is out of range: it must be > 0"),
         ({"rank": 3}, "has no parameter"),
     ],
 )

@@ -362,7 +362,7 @@ def test_bad_parameters():
         SDLoRA(cfg, alpha_init=float("nan"))
     with pytest.raises(ConfigError, match="tau"):
         SDLoRAKD(cfg, tau=-1e-3)
-    with pytest.raises(ConfigError, match="mu < nu"):
+    with pytest.raises(ConfigError, match="mu=8 must be < nu=4"):
         SDLoRARR(cfg, mu=8, nu=4)
     with pytest.raises(ConfigError, match="ranks"):
         SDLoRARR(cfg, ranks=(4, 6, 2))
