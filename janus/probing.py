@@ -22,14 +22,9 @@ def train_observed(
     run = Run(cfg, Path("."), progress=progress, observers=observers)
     if not 2 <= tasks <= run.stream.num_tasks:
         raise ValueError(f"tasks must lie in 2..{run.stream.num_tasks}, got {tasks}")
-    run.method.setup(run.model)
     started = now()
-    accuracy, seconds = [], []
-    for t in range(tasks):
-        entry = run.train_task(t)
-        accs, _, _ = run.evaluate(t)
-        accuracy.append(accs)
-        seconds.append(entry["train_seconds"])
+    run.start()
+    run.train_tasks(tasks, save=False)
     return {
         "config": cfg.to_dict(),
         "seed": cfg.seed,
@@ -37,8 +32,8 @@ def train_observed(
         "started": started,
         "updated": now(),
         "tasks_trained": tasks,
-        "accuracy": accuracy,
-        "train_seconds": seconds,
+        "accuracy": [[float(a) for a in run.acc[t, : t + 1]] for t in range(tasks)],
+        "train_seconds": [entry["train_seconds"] for entry in run.task_log],
     }
 
 

@@ -483,17 +483,30 @@ class Run:
         self.started = state["started"]
 
     # ------------------------------------------------------------------ main
-    def execute(self, resume: bool) -> dict[str, Any]:
+    def start(self, resume: bool = False) -> None:
+        """Set the method up, or, with ``resume``, continue from the folder's checkpoint."""
         ckpt = self.out_dir / CHECKPOINT_NAME
         if resume and ckpt.exists():
             self.load_checkpoint(ckpt)
         else:
             self.method.setup(self.model)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        for t in range(len(self.task_log), self.stream.num_tasks):
+
+    def train_tasks(self, until: int | None = None, *, save: bool = True) -> None:
+        """Train and evaluate the tasks after the finished ones, up to task ``until`` (count;
+        None: all), filling the accuracy matrix and the task log. ``save`` writes the
+        checkpoint and the partial record after each task (probes and tests pass False)."""
+        until = self.stream.num_tasks if until is None else until
+        if not len(self.task_log) <= until <= self.stream.num_tasks:
+            raise ValueError(f"cannot train up to task {until}: {len(self.task_log)} of "
+                             f"{self.stream.num_tasks} are done")
+        if save:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        for t in range(len(self.task_log), until):
             try:
                 entry = self.train_task(t)
             except NonFiniteLossError as err:
+                if not save:
+                    raise
                 failed = self.record("failed")
                 failed["failure"] = {"task": t, "reason": str(err)}
                 write_json(self.out_dir / RECORD_NAME, failed)
@@ -506,8 +519,13 @@ class Run:
             self.eval_counts.append(counts)
             entry["eval_seconds"] = eval_seconds
             self.task_log.append(entry)
-            self.save_checkpoint()
-            write_json(self.out_dir / RECORD_NAME, self.record("partial"))
+            if save:
+                self.save_checkpoint()
+                write_json(self.out_dir / RECORD_NAME, self.record("partial"))
+
+    def execute(self, resume: bool) -> dict[str, Any]:
+        self.start(resume)
+        self.train_tasks()
         record = self.record("complete")
         write_json(self.out_dir / RECORD_NAME, record)
         return record

@@ -277,3 +277,21 @@ def test_a_parameter_value_can_raise_the_method_version():
     assert method_version(tiny("method.name=janus-lora")) == 1
     assert method_version(tiny("method.name=janus-lora",
                                "method.params={'memory': 'union'}")) == 2
+
+
+def test_training_a_stream_in_pieces_equals_one_execute(tmp_path):
+    """Run.start + Run.train_tasks (the public way probes and tests train part of a stream)
+    fill the same accuracy matrix as Run.execute, and write nothing with save=False."""
+    from janus.trainer import Run
+
+    cfg = apply_overrides(profile("smoke"), ["data.num_tasks=4", "train.max_steps_per_task=3",
+                                             "method.name='janus-lora'"])
+    whole = Run(cfg, tmp_path / "whole", progress=False).execute(resume=False)
+    pieces = Run(cfg, tmp_path / "pieces", progress=False)
+    pieces.start()
+    pieces.train_tasks(2, save=False)
+    assert len(pieces.task_log) == 2 and not (tmp_path / "pieces").exists()
+    with pytest.raises(ValueError, match="cannot train up to task 1: 2 of 4 are done"):
+        pieces.train_tasks(1)
+    pieces.train_tasks(save=False)
+    assert pieces.record("complete")["accuracy_matrix"] == whole["accuracy_matrix"]
