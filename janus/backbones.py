@@ -96,18 +96,35 @@ def checkpoint_sha256(cfg: ModelConfig) -> str | None:
     return digest.hexdigest()
 
 
+def missing_weights_advice(path: Path) -> str:
+    """What to do about a checkpoint file that is missing or unreadable."""
+    if Path(__file__).parent / "weights" in path.parents:
+        return ("This file ships with the package (janus/weights/): restore it with `git "
+                "checkout janus/weights`, or make your own backbone with `janus pretrain --out "
+                "DIR` and pass --set model.checkpoint=DIR/weights.pth.")
+    return ("Point model.checkpoint at a state dict saved with torch.save (a timm ViT's "
+            "state_dict(), or the weights.pth of `janus pretrain`); for a timm hub model see "
+            "the offline instructions of the `paper` profile in the README.")
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A state dict, or ``{"vit_kwargs": ..., "state_dict": ...}`` as ``janus pretrain`` saves."""
     if not path.is_file():
         raise WeightsNotFoundError(
             f"checkpoint file {str(path)!r} does not exist (model.checkpoint). "
-            + offline_instructions("MODEL_NAME")
+            + missing_weights_advice(path)
         )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return {"state_dict": load_file(str(path))}
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+            return {"state_dict": load_file(str(path))}
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, not a checkpoint at all, ...
+        raise WeightsNotFoundError(
+            f"checkpoint file {str(path)!r} cannot be read ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'}); it may be truncated or "
+            f"not a torch checkpoint. " + missing_weights_advice(path)) from None
     if not isinstance(obj, dict):
         raise WeightsNotFoundError(f"{str(path)!r} does not hold a state dict")
     for key in ("state_dict", "model"):

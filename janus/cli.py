@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 from janus.config import PROFILES, RunConfig, apply_overrides, profile
@@ -61,8 +62,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                                 subsequent_indent=" " * 25))
     print("profiles:")
     for name, make in PROFILES.items():
-        doc = (make.__doc__ or "").strip().splitlines()[0]
-        print(f"  {name:<22} {doc}")
+        doc = " ".join((make.__doc__ or "").strip().split("\n\n")[0].split())
+        print(textwrap.fill(doc, width=100, initial_indent=f"  {name:<22} ",
+                            subsequent_indent=" " * 25))
     return 0
 
 
@@ -83,6 +85,10 @@ def print_record(record: dict) -> None:
     if record.get("status") == "complete":
         m = metrics_of(record)
         print(f"ACC {m['acc']:.2f}  MAA {m['maa']:.2f}  BWT {m['bwt']:.2f}")
+    else:
+        total = record["config"]["data"]["num_tasks"]
+        print(f"{record.get('status', 'partial')}, {len(record.get('tasks', []))} of {total} "
+              f"tasks" + (f": {record['failure']['reason']}" if "failure" in record else ""))
     cpu = train_cpu_seconds(record)
     cpu_text = "" if cpu is None else f" ({cpu:.1f} s CPU time)"
     print(f"training time {train_seconds(record):.1f} s{cpu_text} on "
@@ -192,7 +198,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_summarize(args: argparse.Namespace) -> int:
     from janus.results import find_records, summarize
 
-    rows = summarize(find_records(args.root))
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        records = find_records(args.root, skip_unreadable=True)
+    for w in skipped:
+        print(f"janus: skipped: {w.message}", file=sys.stderr)
+    rows = summarize(records)
     if not rows:
         raise JanusError(f"no complete records under {args.root!r}")
     if args.markdown:

@@ -8,12 +8,15 @@ metrics can always be checked.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import platform
 import statistics
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from janus import metrics
+from janus.errors import JanusError
 
 SCHEMA = 1
 RECORD_NAME = "record.json"
@@ -82,26 +86,78 @@ def metrics_of(record: dict[str, Any]) -> dict[str, float]:
     return metrics.summary(matrix_from_json(record["accuracy_matrix"]))
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write atomically: a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_error(path: Path, err: OSError) -> JanusError:
+    """One clear error for a file that could not be written (no space, read-only, ...)."""
+    if err.errno == errno.ENOSPC:
+        why = "no space left on the device"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "no permission to write there (read-only folder or file system)"
+    else:
+        why = err.strerror or str(err)
+    return JanusError(f"cannot write {path}: {why}; nothing finished is lost (the last "
+                      f"complete file is kept): free space or choose another --out, then "
+                      f"rerun with --resume")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path`` to write to; on success it is synced to disk and
+    renamed over ``path`` (a crash never leaves a half-written file); on failure it is
+    removed and an OSError becomes :func:`write_error`."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, err) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write atomically and durably (:func:`atomic_path`)."""
+    text = json.dumps(obj, indent=1, allow_nan=False) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+class RecordError(JanusError):
+    """A record file that is empty, truncated or of another schema."""
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    record = json.loads(Path(path).read_text())
-    if record.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: unsupported record schema {record.get('schema')!r}")
+    """A run record, or a :class:`RecordError` naming the file and what is wrong with it."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RecordError(f"record {path} is not valid JSON (empty or truncated? {err}); "
+                          f"delete it, or rerun the run with --resume (a checkpoint next to "
+                          f"it keeps the finished tasks) or --force") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        schema = record.get("schema") if isinstance(record, dict) else None
+        raise RecordError(f"record {path} has schema {schema!r}, not {SCHEMA}: it was not "
+                          f"written by this version of janus run")
     return record
 
 
-def find_records(root: Path | str, complete_only: bool = True) -> list[dict[str, Any]]:
-    """All records under ``root`` (recursively), sorted by path."""
+def find_records(root: Path | str, complete_only: bool = True,
+                 skip_unreadable: bool = False) -> list[dict[str, Any]]:
+    """All records under ``root`` (recursively), sorted by path; with ``skip_unreadable``, a
+    file :func:`read_record` refuses is left out with a warning instead of stopping."""
     out = []
     for path in sorted(Path(root).rglob(RECORD_NAME)):
-        record = read_record(path)
+        try:
+            record = read_record(path)
+        except RecordError as err:
+            if not skip_unreadable:
+                raise
+            warnings.warn(str(err), stacklevel=2)
+            continue
         if complete_only and record.get("status") != "complete":
             continue
         record["_path"] = str(path)

@@ -237,12 +237,12 @@ def read_grid(path: str | Path) -> Grid:
 def validate(runs: Sequence[SweepRun]) -> None:
     """Build every run's config and method once, so that a bad override or method parameter
     is one error before anything is submitted."""
-    from janus.trainer import check_sizes, method_version
+    from janus.trainer import check_config, method_version
 
     for r in runs:
         try:
             cfg = r.config()
-            check_sizes(cfg)
+            check_config(cfg)
             method_version(cfg)
         except JanusError as err:
             raise ConfigError(f"{r.name}: {err}") from None

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from janus import metrics
 from janus.backbones import checkpoint_sha256
 from janus.config import RunConfig
+from janus.data.pipeline import resolve_workers
 from janus.data.stream import (
     ClassIncrementalStream,
     Task,
@@ -41,9 +42,13 @@ from janus.model import ContinualViT, build_model
 from janus.results import (
     RECORD_NAME,
     SCHEMA,
+    RecordError,
+    atomic_path,
     environment,
     matrix_to_json,
     now,
+    read_record,
+    write_error,
     write_json,
 )
 
@@ -56,11 +61,13 @@ MACHINE_FIELDS = (
     ("data", "cache_dir"),
     ("train", "device"),
 )
-"""Config fields that may differ between an interrupted run and its resumption."""
+"""Config fields that may differ between an interrupted run and its resumption (the worker
+count only in the ``device`` pipeline, whose results do not depend on it: :func:`comparable`)."""
 
 
-def check_sizes(cfg: RunConfig) -> None:
-    """Refuse sizes no run can train with (they would otherwise train zero steps silently)."""
+def check_config(cfg: RunConfig) -> None:
+    """Refuse settings no run can train with (sizes that would train zero steps, a negative
+    seed, a checkpoint that would be ignored), before anything is loaded."""
     t, d = cfg.train, cfg.data
     counts = {"train.epochs": t.epochs, "data.batch_size": d.batch_size,
               "data.eval_batch_size": d.eval_batch_size}
@@ -71,6 +78,15 @@ def check_sizes(cfg: RunConfig) -> None:
             raise ConfigError(f"{key}={value!r} is impossible: it must be a whole number >= 1")
     if not isinstance(t.lr, int | float) or not math.isfinite(t.lr) or t.lr <= 0:
         raise ConfigError(f"train.lr={t.lr!r} is impossible: it must be a finite number > 0")
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
+        raise ConfigError(f"seed {cfg.seed!r} is impossible: it must be a whole number >= 0")
+    m = cfg.model
+    if m.checkpoint is not None and m.source != "checkpoint":
+        raise ConfigError(f"model.checkpoint={m.checkpoint!r} would be ignored: model.source is "
+                          f"{m.source!r}; add --set model.source=checkpoint to load it")
+    if not isinstance(d.num_tasks, int) or d.num_tasks < 1:
+        raise ConfigError(f"data.num_tasks={d.num_tasks!r} (--tasks) is impossible: it must be "
+                          f"a whole number >= 1")
 
 
 def seed_everything(seed: int) -> None:
@@ -100,6 +116,8 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
         c[section].pop(key, None)
     data = c["data"]  # records written before data.pipeline existed used PIL transforms
     data["pipeline"] = resolve_pipeline(data.get("pipeline", "pil"), data["dataset"])
+    if data["pipeline"] == "pil":  # each worker augments with its own RNG: the count matters
+        data["num_workers"] = resolve_workers(config["data"].get("num_workers", 0), "pil")
     c["train"].setdefault("compile", False)  # records from before train.compile
     data.setdefault("split", "auto")  # records from before data.split
     c["method"].setdefault("label", None)  # records written before labels existed
@@ -232,10 +250,11 @@ class Run:
         self.out_dir = out_dir
         self.progress = progress
         self.observers = list(observers)
-        check_sizes(cfg)
+        check_config(cfg)
         self.device = resolve_device(cfg.train.device)
         seed_everything(cfg.seed)
         self.method: Method = build_method(cfg)
+        self.checkpoint_sha256 = checkpoint_sha256(cfg.model)  # missing weights: fail now
         self.stream: ClassIncrementalStream = build_stream(
             cfg, cfg.seed, progress, num_tasks=1 if self.method.single_task else None)
         self.model: ContinualViT = build_model(cfg.model, cfg.lora).to(self.device)
@@ -243,7 +262,6 @@ class Run:
             self.model.compile_backbone()
         self.backbone_keys = frozenset(self.model.state_dict())
         """The frozen backbone's entries, rebuilt from the config on resume, not checkpointed."""
-        self.checkpoint_sha256 = checkpoint_sha256(cfg.model)
         self.tasks: dict[int, Task] = {}
         t = self.stream.num_tasks
         self.acc = np.full((t, t), np.nan)
@@ -444,13 +462,17 @@ class Run:
             "task_log": self.task_log,
             "started": self.started,
         }
-        path = self.out_dir / CHECKPOINT_NAME
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with atomic_path(self.out_dir / CHECKPOINT_NAME) as tmp:
+            torch.save(state, tmp)
 
     def load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as err:  # truncated or overwritten file
+            raise JanusError(
+                f"the checkpoint {path} cannot be read ({type(err).__name__}; truncated?), so "
+                f"the run cannot continue from it; pass --force to start over (its record "
+                f"keeps the accuracies of the finished tasks until then)") from None
         if comparable(state["config"]) != comparable(self.cfg.to_dict()):
             raise ConfigError(
                 f"the checkpoint at {path} was written by a different config (differing: "
@@ -557,9 +579,13 @@ def run_lock(out_dir: Path) -> Iterator[None]:
     import fcntl  # POSIX
 
     made = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
-    out_dir.mkdir(parents=True, exist_ok=True)
     lock = out_dir / LOCK_NAME
-    with open(lock, "a+") as handle:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+")  # closed by the with below
+    except OSError as err:
+        raise write_error(out_dir, err) from None
+    with handle:
         locked = True
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -609,8 +635,16 @@ def _run_locked(
     cfg: RunConfig, out_dir: Path, *, resume: bool, force: bool, progress: bool
 ) -> dict[str, Any]:
     rec_path, ckpt = out_dir / RECORD_NAME, out_dir / CHECKPOINT_NAME
+    old = None
     if not force and rec_path.exists():
-        old = json.loads(rec_path.read_text())
+        try:
+            old = read_record(rec_path)
+        except RecordError as err:
+            if not (resume and ckpt.exists()):
+                raise
+            warnings.warn(f"{err}; continuing from the checkpoint, which rewrites it",
+                          stacklevel=3)
+    if old is not None:
         why = mismatch(old, cfg)
         if why is None and "data" in old:
             now_data = fingerprint_of(cfg, cfg.seed)
