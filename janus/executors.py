@@ -35,7 +35,6 @@ from janus.errors import ConfigError, JanusError, RunBusyError
 from janus.results import now
 from janus.sweep import FAILURES_NAME, SweepRun, state_of
 
-EXECUTORS = ("inline", "local", "slurm")
 POLL_S = 1.0
 """Seconds between two looks at the local jobs."""
 
