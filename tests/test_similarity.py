@@ -19,10 +19,10 @@ def test_probe_matches_a_direct_computation_after_each_task(tmp_path):
     cfg = apply_overrides(profile("smoke"), TINY)
     probe = PrototypeSimilarityProbe()
     run = Run(cfg, tmp_path, progress=False, observers=[probe])
-    run.method.setup(run.model)
-    run.train_task(0)
+    run.start()
+    run.train_tasks(1, save=False)
     assert probe.values == {} and probe.prototypes.shape == (3, run.model.feature_dim)
-    run.train_task(1)
+    run.train_tasks(2, save=False)
     # direct: task 1's test features after task 1 against task 0's stored prototypes
     protos = probe.prototypes[:3]
     assert torch.allclose(protos.norm(dim=1), torch.ones(3), atol=1e-6)

@@ -73,9 +73,8 @@ def test_probe_matches_direct_computation():
                                              "data.num_tasks=5", "method.params.dml=False"])
     probe, direct = ViolationProbe(images_per_task=5), DirectViolation(5)
     run = Run(cfg, Path("."), progress=False, observers=[probe, direct])
-    run.method.setup(run.model)
-    for t in range(3):
-        run.train_task(t)
+    run.start()
+    run.train_tasks(3, save=False)
     rows = probe.summary()
     assert {(r["task"], r["block"], r["slice"]) for r in rows} == set(direct.steps)
     for r in rows:

@@ -68,10 +68,10 @@ def test_three_tasks_keep_a_frozen_and_outside_the_earlier_subspace(tmp_path):
                                              "data.num_classes=9", "train.epochs=1"])
     watch = Watch()
     run = Run(cfg, tmp_path, progress=False, observers=[watch])
-    run.method.setup(run.model)
+    run.start()
     scale = 1 / math.sqrt(3)
     for t in range(3):
-        run.train_task(t)
+        run.train_tasks(t + 1, save=False)
         start = watch.starts[t]
         for i, adapter in enumerate(run.model.adapters):
             M = start["protected"][i].float()

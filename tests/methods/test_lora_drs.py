@@ -63,7 +63,7 @@ def test_three_tasks_project_steps_and_subtract_old_adapters(tmp_path):
     steps = Steps()
     run = Run(cfg, tmp_path, progress=False, observers=[steps])
     method = run.method
-    method.setup(run.model)
+    run.start()
     for t in range(3):
         if t == 2:  # LoRA subtraction: the same Grams as with every earlier B negated
             task = run.task(2)
@@ -82,7 +82,7 @@ def test_three_tasks_project_steps_and_subtract_old_adapters(tmp_path):
                     c.B.neg_()
             for a, b in zip(got, want, strict=True):
                 torch.testing.assert_close(a, b.cpu())
-        run.train_task(t)
+        run.train_tasks(t + 1, save=False)
         for i, adapter in enumerate(run.model.adapters):
             for s in adapter.slices:
                 new = adapter.components[s][-1]
@@ -146,9 +146,9 @@ def test_gr_plug_in_equals_dense_rectification_of_the_projected_gradient(tmp_pat
         "data.num_tasks=2", "data.num_classes=6", "train.epochs=1"])
     dense = DenseGradients()
     run = Run(cfg, tmp_path, progress=False, observers=[dense])
-    run.method.setup(run.model)
-    run.train_task(0)
-    run.train_task(1)
+    run.start()
+    run.train_tasks(1, save=False)
+    run.train_tasks(2, save=False)
     assert len(dense.seen) == 2 * len(run.model.adapters)  # K and V of every block
     for i, scale, g_w, A, B, got_a, got_b in dense.seen:
         P = run.method.projectors[i].double()

@@ -29,12 +29,12 @@ def two_tasks(tmp_path, *sets):
     cfg = apply_overrides(profile("smoke"), ["method.name=lora-gpm", "train.epochs=1", *sets])
     grads = Grads()
     run = Run(cfg, tmp_path, progress=False, observers=[grads])
-    run.method.setup(run.model)
-    run.train_task(0)
+    run.start()
+    run.train_tasks(1, save=False)
     first = [h.clone() for h in run.method.history]
     task = run.task(0)
     grams = input_grams(run.model, run.stream.eval_loader(task.train_plain), torch.float64)
-    run.train_task(1)
+    run.train_tasks(2, save=False)
     return run, grads, first, grams
 
 

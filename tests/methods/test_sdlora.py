@@ -148,9 +148,9 @@ def test_task_2_freezes_directions_and_trains_magnitudes_and_the_new_pair(tmp_pa
     cfg = apply_overrides(profile("smoke"), ["method.name=sd-lora", "train.epochs=1"])
     snap = Snapshot()
     r = Run(cfg, tmp_path, progress=False, observers=[snap])
-    r.method.setup(r.model)
-    r.train_task(0)
-    r.train_task(1)
+    r.start()
+    r.train_tasks(1, save=False)
+    r.train_tasks(2, save=False)
     alphas = r.method.alphas.detach()
     assert torch.equal(snap.alphas, torch.tensor([float(snap.alphas[0]), 0.8]))
     assert (alphas != snap.alphas).all()  # alpha_1 and alpha_2 both learned during task 2
@@ -176,9 +176,9 @@ def three_tasks(tmp_path, **params):
                           run.method.alphas.detach().clone()))
 
     r = Run(cfg, tmp_path, progress=False, observers=[Each()])
-    r.method.setup(r.model)
+    r.start()
     for t in range(3):
-        r.train_task(t)
+        r.train_tasks(t + 1, save=False)
     return r, snaps
 
 
