@@ -6,6 +6,7 @@ import argparse
 import sys
 import textwrap
 import warnings
+from collections import Counter
 from pathlib import Path
 
 from janus.config import PROFILES, RunConfig, apply_overrides, profile
@@ -143,8 +144,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         width = max(len(r.name) for r in runs)
         for r, st in zip(runs, states, strict=True):
             print(f"{r.name:<{width}}  {st.describe()}")
-        counts = {s: sum(st.status == s for st in states) for s in dict.fromkeys(
-            st.status for st in states)}
+        counts = Counter(st.status for st in states)
         print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         if args.dry_run:
             todo = sum(st.needs_running for st in states)

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from janus import claims
 from janus.errors import ConfigError, JanusError, RunBusyError
 from janus.results import now
-from janus.sweep import FAILURES_NAME, SweepRun, state_of
+from janus.sweep import FAILURES_NAME, SweepRun, recorded_tasks, state_of
 
 POLL_S = 1.0
 """Seconds between two looks at the local jobs."""
@@ -74,8 +74,8 @@ class RunJob:
         worker = {"host": socket.gethostname(), "pid": os.getpid(), "started": now()}
         if not claims.update(folder, self.sweep, worker=worker, **({"job": job} if job else {})):
             return {"run": run.name, "status": "skipped", "detail": "claimed by another sweep"}
-        print(f"{run.name}: start in {folder}; its record holds {state_of(run).done} finished "
-              f"task(s)", flush=True)
+        print(f"{run.name}: start in {folder}; its record holds {recorded_tasks(folder)} "
+              f"finished task(s)", flush=True)
         try:
             record = train(run.config(), run.out, resume=True, progress=self.progress)
         except RunBusyError:

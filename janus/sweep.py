@@ -284,6 +284,14 @@ def last_failure(folder: Path) -> tuple[str, str] | None:
     return entries[-1]["time"], error[-1]
 
 
+def recorded_tasks(folder: Path) -> int:
+    """How many finished tasks the record in ``folder`` holds (0 without a readable one)."""
+    try:
+        return len(json.loads((folder / RECORD_NAME).read_text()).get("tasks", []))
+    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        return 0
+
+
 def state_of(run: SweepRun) -> RunState:
     """The state of ``run`` from its folder: record, claim and failure log."""
     from janus.trainer import lock_held, mismatch
