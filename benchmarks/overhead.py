@@ -30,11 +30,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from janus import geometry as geo
-from janus.config import LoRAConfig, ModelConfig, RunConfig
+from janus.core import geometry as geo
+from janus.core.config import LoRAConfig, ModelConfig, RunConfig
+from janus.core.results import environment
 from janus.methods import build_method
-from janus.model import build_model
-from janus.results import environment
+from janus.model.continual import build_model
 
 SHAPES = {
     "small": (ModelConfig(source="config", img_size=32, patch_size=8, embed_dim=192, depth=6,

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from janus.config import RunConfig, apply_overrides, profile
+from janus.core.config import RunConfig, apply_overrides, profile
+from janus.core.results import environment
 from janus.data.pipeline import resolve_workers
 from janus.data.stream import build_stream
-from janus.results import environment
-from janus.trainer import Run
+from janus.train.trainer import Run
 
 CLASSES = 10
 PHOTO = (500, 400)

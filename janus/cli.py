@@ -9,8 +9,8 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from janus.config import PROFILES, RunConfig, apply_overrides, profile
-from janus.errors import JanusError
+from janus.core.config import PROFILES, RunConfig, apply_overrides, profile
+from janus.core.errors import JanusError
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
@@ -70,7 +70,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def print_record(record: dict) -> None:
-    from janus.results import (
+    from janus.core.results import (
         machine_of,
         matrix_from_json,
         metrics_of,
@@ -97,7 +97,7 @@ def print_record(record: dict) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from janus.trainer import run, run_dir
+    from janus.train.trainer import run, run_dir
 
     cfg = build_config(args)
     record = run(cfg, args.out, resume=args.resume, force=args.force, progress=not args.quiet)
@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def sweep_grid(args: argparse.Namespace):
     """The grid of ``janus sweep``: the sweep file's, with the command line's choices on top."""
-    from janus.sweep import Grid, read_grid
+    from janus.experiments.sweep import Grid, read_grid
 
     if args.file is not None and args.methods:
         raise JanusError("give the runs in the sweep file or with --methods, not both")
@@ -123,12 +123,12 @@ def sweep_grid(args: argparse.Namespace):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from janus import executors
-    from janus.sweep import named_variants, state_of, validate
+    from janus.experiments import executors
+    from janus.experiments.sweep import named_variants, state_of, validate
 
     if args.variants:
-        for key, (v, overrides) in sorted(named_variants().items()):
-            extra = f" {' '.join(overrides)}" if overrides else ""
+        for key, v in sorted(named_variants().items()):
+            extra = f" {' '.join(v.overrides)}" if v.overrides else ""
             print(f"  {key:<26} {v.method} {v.params or ''}{extra}  ({v.name})")
         return 0
     grid = sweep_grid(args)
@@ -184,7 +184,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from janus.results import read_record
+    from janus.core.results import read_record
 
     path = Path(args.record)
     if path.is_dir():
@@ -196,7 +196,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
-    from janus.results import find_records, summarize
+    from janus.core.results import find_records, summarize
 
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
@@ -230,7 +230,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from janus.pretrain import PretrainConfig, pretrain
+    from janus.train.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig(dataset=args.dataset, data_root=args.data_root, seed=args.seed)
     if args.epochs is not None:
@@ -244,8 +244,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    from janus.reference import nearest_class_mean
-    from janus.results import write_json
+    from janus.analysis.reference import nearest_class_mean
+    from janus.core.results import write_json
 
     args.method, args.seed, args.tasks = "finetune", 0, None
     ref = nearest_class_mean(build_config(args))
@@ -298,7 +298,8 @@ def parser() -> argparse.ArgumentParser:
         "sweep", help="run a grid of runs (inline, local workers or a Slurm job array)",
         description="Expand a grid (a sweep file, or --methods x --seeds x --tasks) and run "
                     "every run that is not complete; finished runs are kept, interrupted ones "
-                    "resumed. The sweep file format is in janus/sweep.py and the README.")
+                    "resumed. The sweep file format is in janus/experiments/sweep.py and the "
+                    "README.")
     sw.add_argument("file", nargs="?", help="sweep file (YAML), e.g. results/evidence-mini.yaml")
     sw.add_argument("--methods", nargs="+", metavar="NAME", help="methods or named variants")
     sw.add_argument("--profile", choices=sorted(PROFILES))

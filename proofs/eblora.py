@@ -1,5 +1,5 @@
 """Claims about EBLoRA's geometry (abstract + public code, see shared/papers/eblora-notes.md),
-checked against ``janus.geometry``.
+checked against ``janus.core.geometry``.
 
 Only the abstract of the paper is available; the claims are the mathematical facts the
 method relies on: a magnitude-times-direction update ``dW = s U Vt`` with ``U`` (``d_out x
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from janus import geometry as geo
+from janus.core import geometry as geo
 from proofs._helpers import eye, gate, gen, orthonormal, randn, rel, slope
 from proofs.core import Outcome, claim
 

@@ -1,6 +1,6 @@
-"""Claims of Janus-LoRA (Sec. 3.3, App. A, Sec. 4.1), checked against ``janus.geometry``.
+"""Claims of Janus-LoRA (Sec. 3.3, App. A, Sec. 4.1), checked against ``janus.core.geometry``.
 
-Every numeric check calls the functions of :mod:`janus.geometry` and :mod:`janus.metrics`
+Every numeric check calls the functions of :mod:`janus.core.geometry` and :mod:`janus.core.metrics`
 through their modules (``geo.safe_update``, ...), so what is proven is what the library runs,
 and a test can swap a formula for a wrong one and watch the check fail. Symbolic checks
 prove an equation in sympy on small explicit dimensions and then evaluate the same
@@ -16,8 +16,8 @@ import numpy as np
 import sympy as sp
 import torch
 
-from janus import geometry as geo
-from janus import metrics
+from janus.core import geometry as geo
+from janus.core import metrics
 from proofs.core import Outcome, claim
 
 PAPER = "Janus-LoRA"
@@ -790,10 +790,10 @@ NAN = float("nan")
 
 
 @claim(
-    "janus.metrics.hand",
+    "janus.core.metrics.hand",
     paper=PAPER,
     where="Sec. 4.1 ACC/MAA/BWT",
-    statement="janus.metrics reproduces ACC = mean_i A[T,i], MAA = mean_t mean_{i<=t} A[t,i], "
+    statement="janus.core.metrics reproduces ACC = mean_i A[T,i], MAA = mean_t mean_{i<=t} A[t,i], "
     "BWT = mean_{i<T} (A[T,i] - A[i,i]) on hand-computed accuracy matrices",
     method="numeric",
     tolerance=1e-12,

@@ -1,10 +1,10 @@
 """Claims of SD-LoRA (Eq. 3, 4, 7, 8, Algorithm 1, Thm 1 / App. A.1), checked against
-``janus.geometry``.
+``janus.core.geometry``.
 
 SD-LoRA writes ``dW = A B`` with ``A`` (``m x r`` = ``d_out x r``) and ``B`` (``r x n`` =
 ``r x d_in``); the library writes ``W = W0 + s B A`` with ``A`` ``r x d_in`` and ``B``
 ``d_out x r``, so SD-LoRA's product ``A_k B_k`` is our ``B_k A_k``. The checks use the
-library's convention and call :mod:`janus.geometry` through the module, so that a perturbed
+library's convention and call :mod:`janus.core.geometry` through the module, so that a perturbed
 formula makes them fail. float64, fixed seeds, small dimensions.
 
 Units of the residual test: ``sdlora_kd_coefficients`` fits unit-Frobenius-norm directions
@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from janus import geometry as geo
+from janus.core import geometry as geo
 from proofs._helpers import F64, gate, gen, orthonormal, randn, rel, spec
 from proofs.core import Outcome, claim
 

@@ -1,9 +1,9 @@
-"""Claims of SeqLoRA (Sec. 3, App. B, C.2, E), checked against ``janus.geometry``.
+"""Claims of SeqLoRA (Sec. 3, App. B, C.2, E), checked against ``janus.core.geometry``.
 
 SeqLoRA writes ``W = W0 + A B^T`` with ``A`` (``n x r``, output side) and ``B`` (``m x r``,
 the *input* basis, constrained by ``B_j^T B_i = 0``); in the library's convention
 ``W = W0 + s B A`` SeqLoRA's ``B`` is our ``A^T``. The checks below keep the paper's letters
-(``A`` output factor, ``B`` input basis) and call :mod:`janus.geometry` through the module,
+(``A`` output factor, ``B`` input basis) and call :mod:`janus.core.geometry` through the module,
 so that a perturbed formula makes them fail. float64, fixed seeds, small dimensions.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import sympy as sp
 import torch
 
-from janus import geometry as geo
+from janus.core import geometry as geo
 from proofs._helpers import (
     F64,
     eye,

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from janus.errors import JanusError
+from janus.core.errors import JanusError
 from janus.methods import METHODS
-from janus.model import build_model
-from janus.trainer import CHECKPOINT_NAME, run, run_dir
+from janus.model.continual import build_model
+from janus.train.trainer import CHECKPOINT_NAME, run, run_dir
 
 
 @pytest.fixture(autouse=True, scope="session")

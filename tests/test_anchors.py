@@ -2,9 +2,9 @@
 
 import pytest
 
-from janus.anchors import BENCHMARK_PARAMS, benchmark_params
-from janus.config import apply_overrides, profile
+from janus.core.config import apply_overrides, profile
 from janus.methods import METHODS, build_method
+from janus.methods.anchors import BENCHMARK_PARAMS, benchmark_params
 
 
 @pytest.mark.parametrize(("dataset", "lambda_b"),

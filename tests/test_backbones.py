@@ -9,11 +9,11 @@ import timm
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from janus.backbones import build_vit
-from janus.config import LoRAConfig, ModelConfig
-from janus.errors import ConfigError, WeightsNotFoundError
-from janus.lora import LoRAQKV
-from janus.model import build_model
+from janus.core.config import LoRAConfig, ModelConfig
+from janus.core.errors import ConfigError, WeightsNotFoundError
+from janus.model.backbones import build_vit
+from janus.model.continual import build_model
+from janus.model.lora import LoRAQKV
 
 SMALL = dict(img_size=16, patch_size=8, embed_dim=24, depth=2, num_heads=2)
 
@@ -86,8 +86,8 @@ def test_missing_checkpoint_and_bad_sizes_are_clear_errors(tmp_path):
 def test_unreachable_hub_gives_one_clear_error():
     """Offline (HF_HUB_OFFLINE=1, read at import time, hence a subprocess)."""
     code = (
-        "from janus.backbones import build_vit\n"
-        "from janus.config import ModelConfig\n"
+        "from janus.model.backbones import build_vit\n"
+        "from janus.core.config import ModelConfig\n"
         "build_vit(ModelConfig(source='hub', name='vit_tiny_patch16_224.augreg_in21k'))\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from janus.cli import main
-from janus.results import machine_of
+from janus.core.results import machine_of
 
 
 def test_list_names_methods_datasets_profiles(capsys):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from janus.config import RunConfig, apply_overrides, profile
-from janus.errors import ConfigError
+from janus.core.config import RunConfig, apply_overrides, profile
+from janus.core.errors import ConfigError
 
 
 def test_overrides_set_nested_fields_and_method_params():

@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from janus.config import apply_overrides, profile
+from janus.core.config import apply_overrides, profile
+from janus.core.errors import ConfigError, NonFiniteLossError
 from janus.data.pipeline import MAX_AUTO_WORKERS, DeviceBatches, resolve_workers
 from janus.data.stream import build_stream, resolve_pipeline
-from janus.errors import ConfigError, NonFiniteLossError
 from janus.methods import METHODS
-from janus.trainer import comparable, run, run_dir
+from janus.train.trainer import comparable, run, run_dir
 
 CLASSES = [f"n0{k}" for k in range(4)]
 

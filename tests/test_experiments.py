@@ -5,31 +5,23 @@ import timm
 from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 
+from janus.core.errors import ConfigError
 from janus.data.stream import build_transforms
-from janus.errors import ConfigError
-from janus.experiments import (
+from janus.experiments.configs import TABLE3_BENCHMARKS, make_config, table3_config, table4_config
+from janus.experiments.runner import run_table3, run_table4
+from janus.experiments.variants import (
     FIG2_VARIANTS,
     FIG6_VARIANTS,
     FIG7_VARIANTS,
     ONE_EPOCH,
     SDLORA_TABLE4_VARIANTS,
     TABLE1_VARIANTS,
-    TABLE3_BENCHMARKS,
     TABLE5_VARIANTS,
-    best_verdicts,
-    make_config,
-    paper_comparison,
-    run_table3,
-    run_table4,
     sweep_variants,
-    table3_config,
-    table4_config,
-    verdict,
-    with_paper,
 )
 from janus.methods import METHODS, build_method
-from janus.results import paper_numbers
-from janus.trainer import run, run_dir
+from janus.reporting.tables import best_verdicts, paper_numbers, paper_table, verdict
+from janus.train.trainer import run, run_dir
 
 
 def test_make_config_sets_everything():
@@ -91,17 +83,17 @@ def test_sdlora_table4_variants_build_and_match_the_paper_rows():
         assert {(v.key, 5), (v.key, 10)} <= keys
 
 
-def test_paper_comparison_attaches_the_papers_numbers_and_standard_errors():
+def test_paper_table_attaches_the_papers_numbers_and_standard_errors():
     rows = [{"method": "SD-LoRA", "variant": "sd-lora", "tasks": 10, "seeds": [0, 1, 2, 3],
              "acc": 50.0, "acc_std": 2.0, "maa": 60.0, "maa_std": 4.0}]
-    text = paper_comparison(rows, "sdlora_table2", key="variant")
+    text = paper_table(rows, "sdlora_table2", key="variant", metrics=("acc", "maa"), spread="se")
     row = rows[0]
     assert row["acc_se"] == pytest.approx(1.0) and row["maa_se"] == pytest.approx(2.0)
     assert (row["paper_acc"], row["paper_acc_se"], row["paper_maa"]) == (77.34, 0.35, 82.04)
     assert "50.00 ± 1.00" in text and "77.34 ± 0.35" in text
     rows[0]["tasks"] = 7  # no such column in the paper
-    assert "-" in paper_comparison(rows, "sdlora_table2", key="variant").splitlines()[1]
-    assert rows[0]["paper_acc"] is None
+    text = paper_table(rows, "sdlora_table2", key="variant", metrics=("acc", "maa"), spread="se")
+    assert text.splitlines()[1].split()[-1] == "-" and rows[0]["paper_acc"] is None
 
 
 def test_table5_and_fig6_variants():
@@ -241,35 +233,36 @@ def test_table4_hub_path_loads_the_named_backbone(tmp_path, monkeypatch, capsys)
     assert "model.source=checkpoint" in text  # what to do
 
 
-def test_with_paper_and_best_verdicts():
-    rows = [{"method": m, "variant": m, "seeds": [0, 1], "acc": a, "acc_std": 1.0,
+def test_paper_table_without_tasks_or_spread_in_the_paper_and_best_verdicts():
+    rows = [{"method": m, "variant": m, "tasks": 10, "seeds": [0, 1], "acc": a, "acc_std": 1.0,
              "maa": a, "maa_std": 1.0, "bwt": -1.0, "bwt_std": 0.5}
             for m, a in (("finetune", 40.0), ("janus-lora", 50.0))]
-    text = with_paper(rows, [r for r in paper_numbers("janus_lora_table4")
-                             if r["backbone"] == "dino"])
+    text = paper_table(rows, [r for r in paper_numbers("janus_lora_table4")
+                              if r["backbone"] == "dino"], key="variant")
     assert rows[1]["paper_acc"] == 68.20 and rows[1]["paper_acc_std"] is None
-    assert "68.20" in text and "50.00 ± 1.00" in text
+    assert "68.20" in text and "50.00 ± 1.00" in text and "68.20 ±" not in text
     lines = best_verdicts(rows, "janus-lora", ["acc", "maa"])
     assert len(lines) == 2 and all(line.split(": ", 1)[1].startswith("holds") for line in lines)
     assert best_verdicts(rows[:1], "janus-lora")[0].startswith("not tested")
 
 
 def test_table2_runs_seqlora_in_one_epoch_beside_the_control_only_in_mini():
-    from janus.experiments import ONE_EPOCH_CONTROL, table2_variants
+    from janus.experiments.variants import ONE_EPOCH_CONTROL, table2_variants
 
     methods = ["finetune", "seqlora", "janus-lora", "continual-alternating"]
     smoke = table2_variants("smoke", methods)
-    assert [(v.key, v.label, extra) for v, extra in smoke] == [(m, None, ()) for m in methods]
+    assert [(v.key, v.label, v.overrides) for v in smoke] == [(m, None, ()) for m in methods]
     mini = table2_variants("mini", methods)
-    assert [(v.key, extra) for v, extra in mini] == [
+    assert [(v.key, v.overrides) for v in mini] == [
         ("finetune", ()), ("seqlora-e1", ONE_EPOCH), ("janus-lora", ()),
         ("continual-alternating-e1", ONE_EPOCH), ("finetune-e1", ONE_EPOCH)]
-    assert mini[-1][0] is ONE_EPOCH_CONTROL and mini[1][0].method == "seqlora"
-    assert [v.key for v, _ in table2_variants("mini", ["finetune"])] == ["finetune"]  # no control
+    assert mini[-1] is ONE_EPOCH_CONTROL and mini[1].method == "seqlora"
+    assert [v.key for v in table2_variants("mini", ["finetune"])] == ["finetune"]  # no control
 
 
 def test_run_variants_prints_the_records_training_time_also_when_reused(tmp_path, capsys):
-    from janus.experiments import Variant, run_variants
+    from janus.experiments.runner import run_variants
+    from janus.experiments.variants import Variant
 
     small = ["data.num_tasks=2", "train.max_steps_per_task=1"]
     args = ([Variant("Finetune", "finetune")], [0], tmp_path)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from janus.errors import ConfigError
-from janus.lora import LoRAComponent, LoRAQKV, inject_lora
+from janus.core.errors import ConfigError
+from janus.model.lora import LoRAComponent, LoRAQKV, inject_lora
 
 D = 12
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from janus import metrics
-from janus.results import matrix_to_json, per_task_series
+from janus.core import metrics
+from janus.core.results import matrix_to_json, per_task_series
 
 NAN = np.nan
 A3 = [[90.0, NAN, NAN], [70.0, 80.0, NAN], [50.0, 60.0, 85.0]]
@@ -59,7 +59,7 @@ def test_upper_triangle_is_ignored_and_gaps_rejected():
 
 
 def test_training_times_and_machine_of_a_record_with_and_without_cpu_time():
-    from janus.results import machine_of, train_cpu_seconds, train_seconds
+    from janus.core.results import machine_of, train_cpu_seconds, train_seconds
 
     tasks = [{"train_seconds": 2.0, "train_cpu_seconds": 3.5},
              {"train_seconds": 1.5, "train_cpu_seconds": 2.0}]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from janus.backbones import resolve_checkpoint
-from janus.config import MINI_CHECKPOINT, apply_overrides, profile
-from janus.errors import DataNotFoundError
-from janus.reference import nearest_class_mean
-from janus.trainer import run
+from janus.analysis.reference import nearest_class_mean
+from janus.core.config import MINI_CHECKPOINT, apply_overrides, profile
+from janus.core.errors import DataNotFoundError
+from janus.model.backbones import resolve_checkpoint
+from janus.train.trainer import run
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DATA = Path(os.environ.get("JANUS_DATA", SHARED))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from janus.errors import ConfigError
-from janus.notebook import as_list, check_names
+from janus.core.errors import ConfigError
+from janus.reporting.notebook import as_list, check_names
 
 ROOT = Path(__file__).resolve().parents[1]
 

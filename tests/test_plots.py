@@ -4,7 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from janus import plots  # noqa: E402
+from janus.reporting import plots  # noqa: E402
 
 
 def _row(method: str, paper: bool) -> dict[str, object]:

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from janus.backbones import build_vit
-from janus.config import ModelConfig
-from janus.errors import ConfigError
-from janus.pretrain import PretrainConfig, augment, lr_factor, pretrain, to_input
+from janus.core.config import ModelConfig
+from janus.core.errors import ConfigError
+from janus.model.backbones import build_vit
+from janus.train.pretrain import PretrainConfig, augment, lr_factor, pretrain, to_input
 
 TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 24, "depth": 1, "num_heads": 2}
 
@@ -36,7 +36,7 @@ def test_resumed_pretraining_equals_uninterrupted_and_loads_as_backbone(tmp_path
                          warmup_epochs=1, max_batches_per_epoch=3)
     full = pretrain(cfg, tmp_path / "a", progress=False)
 
-    import janus.pretrain as module
+    import janus.train.pretrain as module
 
     calls = {"n": 0}
     real_top1 = module.top1

@@ -6,9 +6,9 @@ corrected)."""
 import pytest
 import torch
 
-from janus import geometry as geo
-from janus.lora import LoRAComponent
-from janus.rectification import rectified_gradients
+from janus.core import geometry as geo
+from janus.methods.rectification import rectified_gradients
+from janus.model.lora import LoRAComponent
 
 F64 = torch.float64
 

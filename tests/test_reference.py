@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
-from janus.config import apply_overrides, profile
+from janus.analysis.reference import nearest_class_mean
+from janus.core.config import apply_overrides, profile
 from janus.data.stream import build_stream
-from janus.model import build_model
-from janus.reference import nearest_class_mean
-from janus.trainer import seed_everything
+from janus.model.continual import build_model
+from janus.train.trainer import seed_everything
 
 
 def test_ncm_matches_brute_force():

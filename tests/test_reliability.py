@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from janus.cli import main
-from janus.config import apply_overrides, profile
-from janus.errors import JanusError
-from janus.results import write_json
-from janus.trainer import run, run_dir
+from janus.core.config import apply_overrides, profile
+from janus.core.errors import JanusError
+from janus.core.results import write_json
+from janus.train.trainer import run, run_dir
 
 SMALL = ["--set", "data.num_tasks=2", "--set", "train.max_steps_per_task=2"]
 
@@ -54,7 +54,7 @@ def test_a_changed_worker_count_is_refused_on_resume_and_reuse(tmp_path):
     (run_dir(cfg, tmp_path) / "record.json").unlink()  # an unfinished run: its checkpoint
     with pytest.raises(JanusError, match=r"data.num_workers 0 -> 1"):
         run(other, tmp_path, resume=True, progress=False)
-    from janus.trainer import comparable
+    from janus.train.trainer import comparable
 
     device = small_cfg("data.pipeline='device'").to_dict()
     more = small_cfg("data.pipeline='device'", "data.num_workers=3").to_dict()

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from janus.config import apply_overrides, profile
-from janus.errors import JanusError
-from janus.similarity import PrototypeSimilarityProbe, similarity_or_load
-from janus.trainer import Run
+from janus.analysis.similarity import PrototypeSimilarityProbe, similarity_or_load
+from janus.core.config import apply_overrides, profile
+from janus.core.errors import JanusError
+from janus.train.trainer import Run
 
 TINY = ["data.num_tasks=3", "data.num_classes=9", "data.train_per_class=16",
         "data.test_per_class=4", "train.epochs=1"]

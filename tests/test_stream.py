@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from janus.config import DataConfig, apply_overrides, profile
+from janus.core.config import DataConfig, apply_overrides, profile
+from janus.core.errors import ConfigError
 from janus.data.stream import build_stream, class_order
 from janus.data.synthetic import generate
-from janus.errors import ConfigError
 
 
 def test_synthetic_data_is_deterministic_and_sized():

@@ -13,11 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from janus import claims
 from janus.cli import main
-from janus.errors import ConfigError
-from janus.executors import RunJob, SlurmOptions, run_inline, run_local, submit_slurm
-from janus.sweep import FAILURES_NAME, Grid, SweepRun, named_variants, read_grid, state_of
+from janus.core.errors import ConfigError
+from janus.experiments import claims
+from janus.experiments.executors import RunJob, SlurmOptions, run_inline, run_local, submit_slurm
+from janus.experiments.sweep import (
+    FAILURES_NAME,
+    Grid,
+    SweepRun,
+    named_variants,
+    read_grid,
+    state_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["data.num_tasks=2", "train.max_steps_per_task=2"]
@@ -55,11 +62,11 @@ def test_grid_expands_entries_tasks_settings_and_seeds_in_order(tmp_path):
 
 def test_named_variants_carry_their_params_and_one_epoch_overrides():
     named = named_variants()
-    v, overrides = named["janus-union"]
-    assert (v.method, v.params, overrides) == ("janus-lora", {"memory": "union"}, ())
-    v, overrides = named["seqlora-e1"]
-    assert (v.method, overrides) == ("seqlora", ("train.epochs=1",))
-    assert named["janus-oe"][0].params == {"gr": False, "dml": False}  # Table 1 = Fig. 2 row
+    v = named["janus-union"]
+    assert (v.method, v.params, v.overrides) == ("janus-lora", {"memory": "union"}, ())
+    v = named["seqlora-e1"]
+    assert (v.method, v.overrides) == ("seqlora", ("train.epochs=1",))
+    assert named["janus-oe"].params == {"gr": False, "dml": False}  # Table 1 = Fig. 2 row
     run = Grid(runs=["lora-gpm-e1"]).expand()[0]
     assert (run.method, run.label, run.config().train.epochs) == ("lora-gpm", "lora-gpm-e1", 1)
 
@@ -89,7 +96,7 @@ def test_the_evidence_sweep_file_holds_every_method_and_every_variant_once():
     """The committed evidence plan: Table 2's runs (each method with its defaults, SeqLoRA and
     Continual Alternating in one epoch beside the one-epoch control), then the variants of
     Janus Table 1, SD-LoRA Table 4, Fig. 6, Table 5 and memory=union, three seeds each."""
-    from janus.experiments import (
+    from janus.experiments.variants import (
         FIG6_VARIANTS,
         ONE_EPOCH,
         SDLORA_TABLE4_VARIANTS,
@@ -298,7 +305,7 @@ def test_two_sweep_processes_on_one_grid_never_run_the_same_run(tmp_path):
 
 def test_local_executor_requeues_a_preempted_worker_and_matches_an_uninterrupted_sweep(
         tmp_path, monkeypatch):
-    import janus.executors as executors
+    import janus.experiments.executors as executors
 
     monkeypatch.setattr(executors, "POLL_S", 0.05)
     longer = ["data.num_tasks=4"]  # a run outlives the 0.05 s between a task and the signal
@@ -392,7 +399,7 @@ def test_the_slurm_executor_off_a_cluster_says_so(tmp_path, monkeypatch):
 def test_local_workers_get_one_gpu_each_and_a_share_of_the_cores(tmp_path, monkeypatch):
     import submitit
 
-    import janus.executors as executors
+    import janus.experiments.executors as executors
 
     monkeypatch.setattr(executors, "POLL_S", 0.0)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -443,7 +450,7 @@ def test_a_file_system_without_flock_warns_and_runs_unlocked(tmp_path, monkeypat
     import errno
     import fcntl
 
-    from janus.trainer import LockUnavailableWarning, lock_held, run_lock
+    from janus.train.trainer import LockUnavailableWarning, lock_held, run_lock
 
     def no_flock(handle, op):
         raise OSError(errno.ENOSYS, "Function not implemented")

@@ -6,18 +6,18 @@ import sys
 import numpy as np
 import pytest
 
-from janus import metrics
-from janus.config import apply_overrides, profile
-from janus.errors import (
+from janus.core import metrics
+from janus.core.config import apply_overrides, profile
+from janus.core.errors import (
     ConfigError,
     DataNotFoundError,
     JanusError,
     RunBusyError,
     WeightsNotFoundError,
 )
+from janus.core.results import metrics_of, read_record
 from janus.methods import METHODS
-from janus.results import metrics_of, read_record
-from janus.trainer import LOCK_NAME, run, run_dir
+from janus.train.trainer import LOCK_NAME, run, run_dir
 
 
 def tiny(*overrides):
@@ -77,7 +77,7 @@ def test_resume_after_crash_in_task_3_matches_uninterrupted(resumed_after_crash,
 def test_finished_run_is_reused_and_other_config_protected(tmp_path, monkeypatch):
     cfg = tiny()
     first = run(cfg, tmp_path, progress=False)
-    monkeypatch.setattr("janus.trainer.Run.execute", lambda *a, **k: pytest.fail("re-ran"))
+    monkeypatch.setattr("janus.train.trainer.Run.execute", lambda *a, **k: pytest.fail("re-ran"))
     assert run(cfg, tmp_path, progress=False)["updated"] == first["updated"]
     with pytest.raises(JanusError, match="different config"):
         run(tiny("train.lr=0.1"), tmp_path, progress=False)
@@ -89,7 +89,7 @@ def test_records_name_the_backbone_weights(tmp_path):
 
     import torch
 
-    from janus.backbones import vit_from_config
+    from janus.model.backbones import vit_from_config
 
     path = tmp_path / "vit.pth"
     small = profile("smoke").model
@@ -180,8 +180,8 @@ def test_hooks_added_after_compiling_still_fire():
     """Gram statistics (a forward hook added after the first compiled call) equal eager ones."""
     import torch
 
-    from janus.activations import input_grams
-    from janus.model import build_model
+    from janus.methods.activations import input_grams
+    from janus.model.continual import build_model
 
     cfg = tiny()
     torch.manual_seed(0)
@@ -219,7 +219,7 @@ def test_inflora_cosine_is_the_official_schedule_stepped_once_per_epoch():
 
     import torch
 
-    from janus.trainer import make_schedule
+    from janus.train.trainer import make_schedule
 
     cfg = tiny("train.schedule=inflora-cosine", "train.epochs=5")
     param = torch.nn.Parameter(torch.zeros(1))
@@ -242,8 +242,8 @@ def test_a_diverging_run_marks_its_record_failed_and_keeps_finished_tasks(tmp_pa
     failed and why; a resume with another lr is refused naming the field that differs."""
     import json
 
-    from janus.errors import NonFiniteLossError
-    from janus.trainer import Observer, Run, run_dir
+    from janus.core.errors import NonFiniteLossError
+    from janus.train.trainer import Observer, Run, run_dir
 
     cfg = tiny("data.num_tasks=3", "data.num_classes=9")
     good = run(cfg, tmp_path / "ok", progress=False)
@@ -272,7 +272,7 @@ def test_a_diverging_run_marks_its_record_failed_and_keeps_finished_tasks(tmp_pa
 def test_a_parameter_value_can_raise_the_method_version():
     """Janus-LoRA's memory=union changed at its cap (issue 21): its records are version 2,
     the default snapshot memory's stay version 1 (still reused)."""
-    from janus.trainer import method_version
+    from janus.train.trainer import method_version
 
     assert method_version(tiny("method.name=janus-lora")) == 1
     assert method_version(tiny("method.name=janus-lora",
@@ -282,7 +282,7 @@ def test_a_parameter_value_can_raise_the_method_version():
 def test_training_a_stream_in_pieces_equals_one_execute(tmp_path):
     """Run.start + Run.train_tasks (the public way probes and tests train part of a stream)
     fill the same accuracy matrix as Run.execute, and write nothing with save=False."""
-    from janus.trainer import Run
+    from janus.train.trainer import Run
 
     cfg = apply_overrides(profile("smoke"), ["data.num_tasks=4", "train.max_steps_per_task=3",
                                              "method.name='janus-lora'"])

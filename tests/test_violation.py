@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from janus.config import apply_overrides, profile
-from janus.trainer import Observer, Run
-from janus.violation import ViolationProbe, gram_root, measure_violation
+from janus.analysis.violation import ViolationProbe, gram_root, measure_violation
+from janus.core.config import apply_overrides, profile
+from janus.train.trainer import Observer, Run
 
 
 def test_gram_root_reproduces_the_token_norm():
@@ -107,8 +107,8 @@ def test_measure_violation_needs_two_tasks():
 
 
 def test_measurements_are_reused_and_protected(tmp_path, monkeypatch):
-    from janus import violation
-    from janus.errors import JanusError
+    from janus.analysis import violation
+    from janus.core.errors import JanusError
 
     cfg = apply_overrides(profile("smoke"), ["train.max_steps_per_task=2", "data.num_tasks=5"])
     path = tmp_path / "m.json"

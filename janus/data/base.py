@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from janus.errors import ConfigError, DataNotFoundError
+from janus.core.errors import ConfigError, DataNotFoundError
 
 DATA_ENV = "JANUS_DATA"
 
@@ -130,7 +130,7 @@ Loader = Callable[["DataConfigLike", "Path | None"], DatasetSplits]
 
 
 class DataConfigLike(Protocol):
-    """The fields of :class:`janus.config.DataConfig` that loaders may read."""
+    """The fields of :class:`janus.core.config.DataConfig` that loaders may read."""
 
     dataset: str
     num_classes: int | None

@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
 from tqdm import tqdm
 
+from janus.core.errors import DataNotFoundError
 from janus.data.base import FileSource, ImageSet
-from janus.errors import DataNotFoundError
 
 CACHE_ENV = "JANUS_CACHE"
 FORMAT = 1

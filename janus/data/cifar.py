@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from janus.core.errors import DataNotFoundError
 from janus.data.base import (
     ArraySource,
     DataConfigLike,
@@ -21,7 +22,6 @@ from janus.data.base import (
     missing,
     register_dataset,
 )
-from janus.errors import DataNotFoundError
 
 CIFAR_LAYOUT = (
     "cifar-100-python/train, cifar-100-python/test and cifar-100-python/meta (the python "

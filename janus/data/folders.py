@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from janus.core.errors import ConfigError, DataNotFoundError
 from janus.data.base import (
     DataConfigLike,
     DatasetSplits,
@@ -25,7 +26,6 @@ from janus.data.base import (
     missing,
     register_dataset,
 )
-from janus.errors import ConfigError, DataNotFoundError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 TRAIN_FRACTION = 0.8

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from janus.core.errors import ConfigError, DataNotFoundError
 from janus.data.base import (
     DataConfigLike,
     DatasetSplits,
@@ -23,7 +24,6 @@ from janus.data.base import (
     missing,
     register_dataset,
 )
-from janus.errors import ConfigError, DataNotFoundError
 
 KEYS = ("classes", *(f"{s}_{p}" for s in ("train", "test") for p in ("jpeg", "offsets", "labels")))
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from janus.core.errors import ConfigError
 from janus.data import augment
 from janus.data.cache import DecodedImages
-from janus.errors import ConfigError
 
 MAX_AUTO_WORKERS = 8
 PIPELINES = ("auto", "pil", "device")

@@ -15,12 +15,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from janus.core.devices import resolve_device
+from janus.core.errors import ConfigError
 from janus.data.base import DATASETS, DatasetSplits, ImageSet, load_dataset, per_class_subset
 from janus.data.cache import decode
 from janus.data.fingerprint import data_fingerprint
 from janus.data.pipeline import PIPELINES, DeviceBatches, DeviceImages, resolve_workers
-from janus.devices import resolve_device
-from janus.errors import ConfigError
 
 
 def eval_resize(img_size: int) -> int:

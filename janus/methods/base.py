@@ -1,6 +1,6 @@
 """The method interface: hooks the one training loop calls; methods never own the loop.
 
-Order per task t (see :mod:`janus.trainer`)::
+Order per task t (see :mod:`janus.train.trainer`)::
 
     model.add_head(...)                      # protocol: one head per task, old heads frozen
     method.before_task(model, ctx)           # add/freeze adapters, pass data, build bases
@@ -26,12 +26,12 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from janus.anchors import benchmark_params
-from janus.config import RunConfig
+from janus.core.config import RunConfig
+from janus.core.errors import ConfigError
 from janus.data.stream import ClassIncrementalStream, Task
-from janus.errors import ConfigError
+from janus.methods.anchors import benchmark_params
 from janus.methods.params import Params
-from janus.model import ContinualViT
+from janus.model.continual import ContinualViT
 
 
 @dataclass
@@ -59,8 +59,9 @@ class Method:
 
     Subclasses declare their hyper-parameters as a :class:`~janus.methods.params.Params`
     dataclass in ``params_type`` (overridden per benchmark by
-    :data:`janus.anchors.BENCHMARK_PARAMS`, then by ``method.params`` in the config; type and
-    range are checked before anything is built) and cite the paper and equation they implement.
+    :data:`janus.methods.anchors.BENCHMARK_PARAMS`, then by ``method.params`` in the config;
+    type and range are checked before anything is built) and cite the paper and equation they
+    implement.
     ``self.params`` is the resolved dict (what a record stores), ``self.settings`` the same
     values as the typed dataclass.
     """
@@ -101,6 +102,11 @@ class Method:
             raise ConfigError(f"method {self.name!r}: {err}; `janus list --method {self.name}` "
                               f"lists its parameters") from None
         self.params = {**self.defaults, **given}
+        self.init_state()
+
+    def init_state(self) -> None:
+        """At construction, once ``self.cfg``, ``self.params`` and ``self.settings`` are set:
+        the method's own (empty) state. Override this instead of ``__init__``."""
 
     # ----------------------------------------------------------------- hooks
     def setup(self, model: ContinualViT) -> None:

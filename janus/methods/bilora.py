@@ -27,12 +27,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from janus.config import RunConfig
-from janus.errors import ConfigError
-from janus.lora import LoRAQKV
+from janus.core.errors import ConfigError
 from janus.methods.base import Method, TaskContext, register_method
 from janus.methods.params import Params, param
-from janus.model import ContinualViT
+from janus.model.continual import ContinualViT
+from janus.model.lora import LoRAQKV
 
 PAPER_WIDTH, PAPER_FREQUENCIES = 768, 3000
 
@@ -77,8 +76,7 @@ class BiLoRA(Method):
     description = "BiLoRA: per-task sparse Fourier-domain updates of K and V (fixed bases)"
     params_type = BiLoRAParams
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
         self.frozen: list[dict[str, torch.Tensor]] = []
         self.coeffs = nn.ParameterList()
         self.support: torch.Tensor | None = None

@@ -8,7 +8,7 @@ singular values equal ``s`` (balanced spectrum); ``Vt`` lives on the restricted 
 manifold ``{Vt Vt^T = I, Vt P = 0}``, P an orthonormal basis (per block) of the earlier tasks'
 input subspace, grown after each task as in GPM (Saha et al. 2021). Earlier updates are frozen.
 
-Mapping onto :class:`janus.lora.LoRAComponent` (``W = W0 + scale B A``): ``A = Vt`` and
+Mapping onto :class:`janus.model.lora.LoRAComponent` (``W = W0 + scale B A``): ``A = Vt`` and
 ``B = m U`` with a learnable scalar ``m``, so ``s = scale |m|``. The optimizer steps ``A``,
 ``U`` and ``m`` (not ``B``, which is rewritten as ``m U`` after every step): Riemannian Adam
 as in the code, i.e. tangent projection of the gradient (``after_backward``), the trainer's
@@ -24,14 +24,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from janus import geometry as geo
-from janus.activations import input_grams
-from janus.config import RunConfig
-from janus.errors import ConfigError
-from janus.lora import LoRAComponent
+from janus.core import geometry as geo
+from janus.core.errors import ConfigError
+from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext, register_method
 from janus.methods.params import Params, param
-from janus.model import ContinualViT
+from janus.model.continual import ContinualViT
+from janus.model.lora import LoRAComponent
 
 
 def initial_factors(
@@ -83,8 +82,7 @@ class EBLoRA(Method):
     description = "EBLoRA: per-task s*U*Vt, Vt on a restricted Stiefel manifold (GPM subspace)"
     params_type = EBLoRAParams
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
         self.protected: list[torch.Tensor] = []
         """Per block: orthonormal basis (d_in x k, float64) of earlier tasks' inputs."""
         self.updates: list[TaskUpdate] = []

@@ -5,7 +5,7 @@ without any anti-forgetting mechanism", Sec. 4.1)."""
 from __future__ import annotations
 
 from janus.methods.base import Method, TaskContext, register_method
-from janus.model import ContinualViT
+from janus.model.continual import ContinualViT
 
 
 @register_method

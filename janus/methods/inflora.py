@@ -11,7 +11,7 @@ factor is *designed* and frozen, and whose output factor is the only adapter par
    ``a_scale`` (1/sqrt(3) in the code), so ``A_t M = 0``: ``B_t A_t x = 0`` on the protected
    inputs whatever ``B_t`` learns;
 2. ``B_t`` starts at zero and trains with the task's head (Adam, the protocol's schedule);
-3. after training, ``M`` grows by GPM (:func:`janus.geometry.grown_basis`) on the task's
+3. after training, ``M`` grows by GPM (:func:`janus.core.geometry.grown_basis`) on the task's
    inputs (task t's component active), with the threshold
    ``eps_t = lambda_b + (1 - lambda_b) t / T`` (0.98 -> 1 on ImageNet-R, 0.95 -> 1 on
    CIFAR-100 in the code). The code's energy is that of the singular values of ``C`` squared
@@ -33,12 +33,11 @@ from typing import Any, Literal, get_args
 
 import torch
 
-from janus import geometry as geo
-from janus.activations import input_grams
-from janus.config import RunConfig
+from janus.core import geometry as geo
+from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext, register_method
 from janus.methods.params import Params, param
-from janus.model import ContinualViT
+from janus.model.continual import ContinualViT
 
 Energy = Literal["squared", "eigenvalues"]
 FirstTaskCount = Literal["code", "gpm"]
@@ -50,7 +49,7 @@ FIRST_TASK_COUNTS = get_args(FirstTaskCount)
 class InfLoRAParams(Params):
     lambda_b: float = param(
         0.98, "GPM threshold at the first task (ImageNet-R config; CIFAR-100 and DomainNet "
-        "0.95 from janus.anchors)", low=0, low_open=True, high=1)
+        "0.95 from janus.methods.anchors)", low=0, low_open=True, high=1)
     a_scale: float = param(1 / math.sqrt(3), "the code's scale of the designed A_t", low=0,
                            low_open=True)
     energy: Energy = param(
@@ -80,8 +79,7 @@ class InfLoRA(Method):
     version = 2  # 2: energy "squared" designs A_t from C (was C C); code defaults
     params_type = InfLoRAParams
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
         self.protected: list[torch.Tensor] = []
 
     def setup(self, model: ContinualViT) -> None:

@@ -32,14 +32,14 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from janus import geometry as geo
-from janus.activations import input_grams
-from janus.errors import ConfigError
+from janus.core import geometry as geo
+from janus.core.errors import ConfigError
+from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext, register_method
 from janus.methods.params import Params, param
-from janus.model import ContinualViT
-from janus.prototypes import class_sums
-from janus.rectification import ActivationCapture, rectified_gradients
+from janus.methods.prototypes import class_sums
+from janus.methods.rectification import ActivationCapture, rectified_gradients
+from janus.model.continual import ContinualViT
 
 PAPER_WIDTH, PAPER_K = 768, 50
 UNION_RTOL = 1e-6
@@ -137,8 +137,7 @@ class JanusLoRA(Method):
     description = "Janus-LoRA: online estimation + gradient rectification + margin loss"
     params_type = JanusLoRAParams
 
-    def __init__(self, cfg, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
         if self.params["exact_safe"] and not self.protects:
             raise ConfigError(f"{self.name} exact_safe=True needs a protected basis (oe=True)")
         if self.params["memory"] == "union":
@@ -240,7 +239,7 @@ class JanusLoRA(Method):
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
         """``exact_safe``: replace the optimizer's factor steps by the closest ones whose exact
         composite update vanishes on the historical subspace
-        (:func:`janus.geometry.exactly_safe_factor_steps`)."""
+        (:func:`janus.core.geometry.exactly_safe_factor_steps`)."""
         for comp, basis, a_old, b_old in self.pending_steps:
             d_a, d_b = geo.exactly_safe_factor_steps(
                 comp.A.float() - a_old.float(), comp.B.float() - b_old.float(), a_old.float(),
@@ -331,7 +330,7 @@ class LoRAGPM(JanusLoRA):
         return True
 
     def update_history(self, model: ContinualViT, ctx: TaskContext) -> None:
-        """GPM growth (:func:`janus.geometry.grown_basis`) of each block's basis on the Gram of
+        """GPM growth (:func:`janus.core.geometry.grown_basis`) of each block's basis on the Gram of
         the task's inputs (training images, test transform), threshold
         ``threshold + threshold_step * t`` (at most 1); at most ``d_in - rank`` columns."""
         grams = input_grams(model, ctx.stream.eval_loader(ctx.task.train_plain), torch.float64)

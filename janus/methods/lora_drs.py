@@ -20,7 +20,7 @@ entry per column), trained with the task's head:
 
 ``gr=True`` is Janus-LoRA Fig. 6's "LoRA-DRS + GR": instead of projecting the optimiser's
 steps, the new pair's gradients are rectified (Janus-LoRA Eq. 6-7) towards the projected
-full-weight gradient ``G_W P`` (:mod:`janus.rectification`), and Adam steps with them.
+full-weight gradient ``G_W P`` (:mod:`janus.methods.rectification`), and Adam steps with them.
 
 Choices: ``docs/methods/lora_drs.md``.
 """
@@ -33,15 +33,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from janus.activations import input_grams
-from janus.config import RunConfig
-from janus.errors import ConfigError
-from janus.lora import LoRAComponent
+from janus.core.errors import ConfigError
+from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext, register_method
 from janus.methods.params import Params, param
-from janus.model import ContinualViT
-from janus.prototypes import NearestMeanClassifier
-from janus.rectification import ActivationCapture, rectified_gradients
+from janus.methods.prototypes import NearestMeanClassifier
+from janus.methods.rectification import ActivationCapture, rectified_gradients
+from janus.model.continual import ContinualViT
+from janus.model.lora import LoRAComponent
 
 
 def drift_resistant_basis(gram: torch.Tensor, energy: float) -> torch.Tensor:
@@ -86,7 +85,7 @@ class LoRADRSParams(Params):
     energy: float = param(0.99, "eigenvalue energy of the drift-resistant space", low=0,
                           low_open=True, high=1)
     lambda_atl: float = param(0.2, "weight of the augmented triplet loss (ImageNet-R config; "
-                              "CIFAR-100 0.05 from janus.anchors)", low=0)
+                              "CIFAR-100 0.05 from janus.methods.anchors)", low=0)
     margin: float = param(2.0, "triplet margin (ImageNet-R config; CIFAR-100 1.0)", low=0)
     head_lr: float | None = param(None, "the code's fc_lrate; None = train.lr", low=0,
                                   low_open=True)
@@ -104,8 +103,7 @@ class LoRADRS(NearestMeanClassifier, Method):
     description = "LoRA-DRS: LoRA subtraction, drift-resistant projection, triplet loss, NME"
     params_type = LoRADRSParams
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
         self.projectors: list[torch.Tensor] | None = None
         self.bases: list[torch.Tensor] | None = None
         self.prototypes: torch.Tensor | None = None

@@ -16,7 +16,7 @@ import typing
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, Literal
 
-from janus.errors import ConfigError
+from janus.core.errors import ConfigError
 
 
 def param(default: Any, help: str, *, low: float | None = None, high: float | None = None,

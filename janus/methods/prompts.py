@@ -16,7 +16,7 @@
 
 All three: the backbone frozen, query q(x) from the prompt-free backbone, CE over the current
 task's head (= logits of the other classes masked), the prompt tensors owned by the method
-(their state is checkpointed). Machinery: :mod:`janus.prompting`. Choices:
+(their state is checkpointed). Machinery: :mod:`janus.methods.prompting`. Choices:
 ``docs/methods/prompts.md``.
 """
 
@@ -29,12 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from janus.config import RunConfig
-from janus.errors import ConfigError
+from janus.core.errors import ConfigError
 from janus.methods.base import Method, TaskContext, register_method
 from janus.methods.params import Params, param
-from janus.model import ContinualViT
-from janus.prompting import (
+from janus.methods.prompting import (
     Prefix,
     attention_shape,
     check_vit,
@@ -43,6 +41,7 @@ from janus.prompting import (
     query,
     take,
 )
+from janus.model.continual import ContinualViT
 
 
 def uniform(*shape: int, device: torch.device) -> nn.Parameter:
@@ -62,8 +61,7 @@ class PromptMethod(Method):
     Subclasses build the tensors and implement :meth:`forward`, which returns the head's
     input and the method's extra loss term."""
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
         self.prompts: dict[str, nn.Parameter] = {}
 
     def setup(self, model: ContinualViT) -> None:
@@ -203,10 +201,10 @@ class DualPrompt(PromptMethod):
     description = "DualPrompt: shared G-prompt + per-task keyed E-prompt prefixes"
     params_type = DualPromptParams
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
+        super().init_state()
         p = self.params
-        self.e_length = p["e_length"] or (20 if cfg.data.dataset == "imagenet-r" else 5)
+        self.e_length = p["e_length"] or (20 if self.cfg.data.dataset == "imagenet-r" else 5)
         self.g_layers: list[int] = []
         self.e_layers: list[int] = []
 
@@ -320,8 +318,8 @@ class CODAPrompt(PromptMethod):
     description = "CODA-Prompt: prefixes as cos(q*A, K)-weighted sums of per-task components"
     params_type = CODAPromptParams
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
+        super().init_state()
         self.layers: list[int] = []
         self.per_task = 0
 

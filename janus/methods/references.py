@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from janus.methods.base import Method, register_method
 from janus.methods.finetune import Finetune
-from janus.prototypes import NearestMeanClassifier
+from janus.methods.prototypes import NearestMeanClassifier
 
 
 @register_method
@@ -34,7 +34,7 @@ class Joint(Finetune):
 @register_method
 class NCM(NearestMeanClassifier, Method):
     """SimpleCIL: frozen backbone, class-mean prototypes, cosine nearest prototype (the
-    arg-max of :func:`janus.prototypes.nearest_prototype_scores` is the highest cosine)."""
+    arg-max of :func:`janus.methods.prototypes.nearest_prototype_scores` is the highest cosine)."""
 
     name = "ncm"
     description = "reference: SimpleCIL, frozen backbone + class-mean prototypes (no training)"

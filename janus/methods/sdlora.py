@@ -6,7 +6,7 @@ Every adapted projection computes (Eq. 4, our ``B_k A_k`` = the paper's ``A_k B_
 
 with one component ``(A_k, B_k)`` per task k (earlier ones frozen) and ONE set of learnable
 magnitudes ``alpha_1..alpha_t`` shared by all projections of all blocks (Sec. 4.1). The model's
-:class:`~janus.lora.LoRAComponent` objects are left as they are (so ``structure()`` /
+:class:`~janus.model.lora.LoRAComponent` objects are left as they are (so ``structure()`` /
 ``rebuild()`` resume works); each gets a gain (:attr:`LoRAComponent.gain`) that rescales
 ``scale B A`` by ``alpha_k / (scale * ||.||)``, the norm of the *current* factors,
 differentiable for the task being trained, and seen by ``delta_weight()`` and ``merge()``.
@@ -33,13 +33,12 @@ from typing import Any, Literal, get_args
 import torch
 from torch import nn
 
-from janus import geometry as geo
-from janus.config import RunConfig
-from janus.errors import ConfigError
-from janus.lora import LoRAComponent
+from janus.core import geometry as geo
+from janus.core.errors import ConfigError
 from janus.methods.base import Method, TaskContext, register_method
 from janus.methods.params import Params, param
-from janus.model import ContinualViT
+from janus.model.continual import ContinualViT
+from janus.model.lora import LoRAComponent
 
 Norm = Literal["product", "factors"]
 Components = Literal["per-task", "first", "single"]
@@ -49,7 +48,7 @@ PAPER_RANKS = (10, 8, 6)  # r_1, r_mu, r_nu of Sec. 4.1 at r_1 = 10
 
 
 def direction_norm(A: torch.Tensor, B: torch.Tensor, norm: str) -> torch.Tensor:
-    """The denominator of :func:`janus.geometry.normalized_direction` in float32, from r x r
+    """The denominator of :func:`janus.core.geometry.normalized_direction` in float32, from r x r
     Gram matrices (``||B A||_F^2 = <B^T B, A A^T>``) instead of the dense product."""
     with torch.autocast(A.device.type, enabled=False):
         A, B = A.float(), B.float()
@@ -91,9 +90,8 @@ class SDLoRA(Method):
     description = "SD-LoRA: frozen normalised LoRA directions per task + shared magnitudes"
     params_type = SDLoRAParams
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
-        if cfg.lora.scale == 0:
+    def init_state(self) -> None:
+        if self.cfg.lora.scale == 0:
             raise ConfigError(f"{self.name} needs lora.scale != 0 (it divides the output)")
         self.alphas = nn.Parameter(torch.zeros(0))
         self.frozen_alphas = torch.zeros(0)
@@ -204,11 +202,11 @@ class SDLoRARR(SDLoRA):
     description = "SD-LoRA-RR: SD-LoRA with a stepwise reduced rank for later tasks"
     params_type = SDLoRARRParams
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
+        super().init_state()
         ranks = self.settings.ranks
         self.ranks = ranks if ranks is not None else tuple(
-            scaled_rank(cfg.lora.rank, r) for r in PAPER_RANKS)
+            scaled_rank(self.cfg.lora.rank, r) for r in PAPER_RANKS)
 
     def rank(self, task: int) -> int:
         t = task + 1
@@ -237,8 +235,8 @@ class SDLoRAKD(SDLoRA):
     description = "SD-LoRA-KD: SD-LoRA that folds representable new directions into magnitudes"
     params_type = SDLoRAKDParams
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
+        super().init_state()
         self.kd_log: list[dict[str, Any]] = []
         """Per finished task after the first: its fitting residual and whether it was absorbed."""
 

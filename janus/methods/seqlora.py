@@ -2,7 +2,7 @@
 applied to the class-incremental ViT classifier.
 
 Notation map. SeqLoRA writes ``W = W0 + A_i B_i^T`` with ``A_i`` (``n x r``, output side) and
-``B_i`` (``m x r``, the *input basis*); :class:`janus.lora.LoRAComponent` writes
+``B_i`` (``m x r``, the *input basis*); :class:`janus.model.lora.LoRAComponent` writes
 ``W = W0 + scale B A``. Hence SeqLoRA's ``B_i`` is our ``A^T`` and its ``A_i`` is our
 ``scale B``: the constraint ``B_j^T B_i = 0`` (Eq. 5) is ``A_j A_i^T = 0`` between the rows of
 our ``A`` factors of the same slice and block. Every adapted slice of every block
@@ -30,17 +30,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from janus import geometry as geo
-from janus.config import RunConfig
-from janus.errors import ConfigError
+from janus.core import geometry as geo
+from janus.core.errors import ConfigError
 from janus.methods.base import Method, TaskContext, register_method
 from janus.methods.params import Params, param
-from janus.model import ContinualViT
+from janus.model.continual import ContinualViT
 
 Tensors = tuple[torch.Tensor, ...]
 LossFn = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], torch.Tensor]
@@ -137,8 +136,7 @@ class SeqLoRA(Method):
     cross_hessian: ClassVar[bool] = True
     params_type = SeqLoRAParams
 
-    def __init__(self, cfg: RunConfig, **params: Any) -> None:
-        super().__init__(cfg, **params)
+    def init_state(self) -> None:
         self.lower: list[torch.nn.Parameter] = []
         self.upper: list[torch.nn.Parameter] = []
         self.bases: list[torch.Tensor] = []

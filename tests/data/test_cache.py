@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from torchvision.transforms import functional as TF
 
+from janus.core.errors import DataNotFoundError
 from janus.data import cache
 from janus.data.base import FileSource, ImageSet
-from janus.errors import DataNotFoundError
 
 
 def write_photos(folder: Path, sizes: list[tuple[int, int]], seed: int = 0) -> list[str]:

@@ -13,7 +13,8 @@ import yaml
 from PIL import Image
 
 import janus.data  # noqa: F401  (registers the data sets)
-from janus.config import DataConfig
+from janus.core.config import DataConfig
+from janus.core.errors import DataNotFoundError
 from janus.data.base import (
     DATASETS,
     ArraySource,
@@ -24,7 +25,6 @@ from janus.data.base import (
     load_dataset,
 )
 from janus.data.folders import read_imagenet_r_list
-from janus.errors import DataNotFoundError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 RED, GREEN, BLUE = (200, 30, 40), (20, 180, 60), (30, 40, 210)

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from janus.cli import main
-from janus.config import DataConfig
+from janus.core.config import DataConfig
+from janus.core.errors import ConfigError, DataNotFoundError
 from janus.data.base import load_dataset
 from janus.data.fingerprint import data_fingerprint
-from janus.errors import ConfigError, DataNotFoundError
 from tests.data.test_loaders import write_npz
 
 COLOURS = {"cat": (200, 30, 40), "dog": (20, 180, 60), "emu": (30, 40, 210), "fox": (90, 90, 9)}

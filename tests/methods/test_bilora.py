@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from janus.config import apply_overrides, profile
-from janus.errors import ConfigError
+from janus.core.config import apply_overrides, profile
+from janus.core.errors import ConfigError
 from janus.methods.bilora import BiLoRA, fourier_update, scaled_frequencies, task_support
-from janus.trainer import Observer, Run
+from janus.train.trainer import Observer, Run
 
 
 def dft_kernel(d):

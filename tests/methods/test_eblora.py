@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 
 import janus.methods.eblora  # noqa: F401  (registers the method)
-from janus import geometry as geo
-from janus.config import LoRAConfig, ModelConfig, apply_overrides, profile
-from janus.errors import ConfigError
-from janus.geometry import grown_basis
+from janus.core import geometry as geo
+from janus.core.config import LoRAConfig, ModelConfig, apply_overrides, profile
+from janus.core.errors import ConfigError
+from janus.core.geometry import grown_basis
 from janus.methods.eblora import EBLoRA, initial_factors
-from janus.model import build_model
-from janus.trainer import Observer, Run, run
+from janus.model.continual import build_model
+from janus.train.trainer import Observer, Run, run
 
 SMALL = ModelConfig(source="config", img_size=16, patch_size=8, embed_dim=24, depth=2,
                     num_heads=2)

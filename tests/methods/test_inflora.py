@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from janus import geometry as geo
-from janus.config import apply_overrides, profile
-from janus.errors import ConfigError
+from janus.core import geometry as geo
+from janus.core.config import apply_overrides, profile
+from janus.core.errors import ConfigError
 from janus.methods.inflora import InfLoRA, designed_input_factor
-from janus.model import build_model
-from janus.trainer import Observer, Run
+from janus.model.continual import build_model
+from janus.train.trainer import Observer, Run
 
 
 def orthonormal(g, rows, cols):

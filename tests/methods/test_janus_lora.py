@@ -10,15 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from janus import geometry as geo
-from janus.activations import input_grams
-from janus.config import PROFILES, LoRAConfig, ModelConfig, apply_overrides, profile
-from janus.errors import ConfigError
-from janus.lora import LoRAComponent
+from janus.core import geometry as geo
+from janus.core.config import PROFILES, LoRAConfig, ModelConfig, apply_overrides, profile
+from janus.core.errors import ConfigError
+from janus.methods.activations import input_grams
 from janus.methods.janus_lora import JanusLoRA, union_basis
-from janus.model import build_model
-from janus.rectification import rectified_gradients
-from janus.trainer import run
+from janus.methods.rectification import rectified_gradients
+from janus.model.continual import build_model
+from janus.model.lora import LoRAComponent
+from janus.train.trainer import run
 
 F64 = torch.float64
 

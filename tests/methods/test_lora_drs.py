@@ -5,13 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from janus import geometry as geo
-from janus.activations import input_grams
-from janus.config import apply_overrides, profile
-from janus.errors import ConfigError
+from janus.core import geometry as geo
+from janus.core.config import apply_overrides, profile
+from janus.core.errors import ConfigError
+from janus.methods.activations import input_grams
 from janus.methods.base import TaskContext
 from janus.methods.lora_drs import LoRADRS, augmented_triplet_loss, drift_resistant_projector
-from janus.trainer import Observer, Run
+from janus.train.trainer import Observer, Run
 
 
 def test_projector_keeps_the_fewest_top_directions_reaching_the_energy():

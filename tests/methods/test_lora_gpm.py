@@ -4,11 +4,11 @@ a plug-in (Janus-LoRA Fig. 6)."""
 import pytest
 import torch
 
-from janus.activations import input_grams
-from janus.config import apply_overrides, profile
-from janus.errors import ConfigError
+from janus.core.config import apply_overrides, profile
+from janus.core.errors import ConfigError
+from janus.methods.activations import input_grams
 from janus.methods.janus_lora import LoRAGPM
-from janus.trainer import Observer, Run
+from janus.train.trainer import Observer, Run
 
 
 class Grads(Observer):

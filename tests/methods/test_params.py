@@ -13,8 +13,8 @@ from typing import Literal
 import pytest
 
 from janus.cli import main
-from janus.config import profile
-from janus.errors import ConfigError
+from janus.core.config import profile
+from janus.core.errors import ConfigError
 from janus.methods import METHODS, build_method
 from janus.methods.params import Params, param
 

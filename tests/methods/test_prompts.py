@@ -10,9 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from janus.config import apply_overrides, profile
-from janus.errors import ConfigError
+from janus.core.config import apply_overrides, profile
+from janus.core.errors import ConfigError
 from janus.methods.base import TaskContext
+from janus.methods.prompting import prefix_attention, prompted_forward, query, take
 from janus.methods.prompts import (
     L2P,
     CODAPrompt,
@@ -21,9 +22,8 @@ from janus.methods.prompts import (
     dualprompt_layers,
     orthonormal_extension,
 )
-from janus.model import build_model
-from janus.prompting import prefix_attention, prompted_forward, query, take
-from janus.trainer import Run, run
+from janus.model.continual import build_model
+from janus.train.trainer import Run, run
 
 
 def smoke(*overrides):

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from janus.config import apply_overrides, profile
-from janus.trainer import FewStepsWarning, Run, run
+from janus.core.config import apply_overrides, profile
+from janus.train.trainer import FewStepsWarning, Run, run
 
 
 def small(*overrides):

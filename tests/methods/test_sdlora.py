@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import janus.methods.sdlora  # noqa: F401  (registers the methods)
-from janus import geometry as geo
-from janus.config import LoRAConfig, ModelConfig, apply_overrides, profile
-from janus.errors import ConfigError
+from janus.core import geometry as geo
+from janus.core.config import LoRAConfig, ModelConfig, apply_overrides, profile
+from janus.core.errors import ConfigError
 from janus.methods.sdlora import SDLoRA, SDLoRAKD, SDLoRARR
-from janus.model import build_model
-from janus.trainer import CHECKPOINT_NAME, Observer, Run, run_dir
+from janus.model.continual import build_model
+from janus.train.trainer import CHECKPOINT_NAME, Observer, Run, run_dir
 
 SMALL = ModelConfig(source="config", img_size=16, patch_size=8, embed_dim=24, depth=2,
                     num_heads=2)

@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from janus import geometry as geo
-from janus.config import apply_overrides, profile
-from janus.errors import ConfigError
+from janus.core import geometry as geo
+from janus.core.config import apply_overrides, profile
+from janus.core.errors import ConfigError
 from janus.methods.base import TaskContext
 from janus.methods.seqlora import SeqLoRA, seqlora_iteration, unfused_attention
-from janus.trainer import Observer, Run
+from janus.train.trainer import Observer, Run
 
 ALPHA, BETA = 0.3, 0.05
 

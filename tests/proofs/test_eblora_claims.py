@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from janus import geometry as geo
+from janus.core import geometry as geo
 from tests.proofs.harness import in_module, paper_claim_tests
 
 FINDINGS = {"eblora.adam.reprojection"}

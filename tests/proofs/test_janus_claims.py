@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from janus import geometry as geo
-from janus import metrics
+from janus.core import geometry as geo
+from janus.core import metrics
 from proofs.core import REGISTRY, Outcome, claim
 from tests.proofs.harness import paper_claim_tests
 
@@ -19,7 +19,7 @@ FINDINGS = {
     "janus.gr.leak-vs-naive",
     "janus.eq4.printed",
 }
-REQUIRED = ("janus.thm31", "janus.gr", "janus.eq4", "janus.stiefel", "janus.metrics")
+REQUIRED = ("janus.thm31", "janus.gr", "janus.eq4", "janus.stiefel", "janus.core.metrics")
 """Claim-id prefixes the registry must hold."""
 
 
@@ -181,19 +181,19 @@ PERTURBATIONS: dict[str, tuple[object, str, Callable, set[str]]] = {
         metrics,
         "mean_average_accuracy",
         _maa_wrong_denominator,
-        {"janus.metrics.hand"},
+        {"janus.core.metrics.hand"},
     ),
     "BWT divided by T": (
         metrics,
         "backward_transfer",
         _bwt_wrong_denominator,
-        {"janus.metrics.hand"},
+        {"janus.core.metrics.hand"},
     ),
     "ACC over the diagonal": (
         metrics,
         "final_accuracy",
         lambda acc: float(np.mean(np.diag(np.asarray(acc)))),
-        {"janus.metrics.hand"},
+        {"janus.core.metrics.hand"},
     ),
 }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from janus import geometry as geo
+from janus.core import geometry as geo
 from proofs import load_all
 from proofs.__main__ import main
 from proofs.core import REGISTRY
@@ -38,7 +38,7 @@ def test_injected_wrong_formula_exits_nonzero(monkeypatch, capsys):
 
 
 def test_only_selects_by_prefix(capsys):
-    assert main(["--only", "janus.metrics"]) == 0
+    assert main(["--only", "janus.core.metrics"]) == 0
     out = capsys.readouterr().out
-    assert "janus.metrics.hand" in out and "janus.thm31" not in out
+    assert "janus.core.metrics.hand" in out and "janus.thm31" not in out
     assert main(["--only", "no.such.claim"]) == 2

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from janus import geometry as geo
+from janus.core import geometry as geo
 from tests.proofs.harness import in_module, paper_claim_tests
 
 FINDINGS = {"sdlora.eq8.printed", "sdlora.thm1.sequential"}

@@ -1,0 +1,1 @@
+"""Experiment definitions: configs, variants and the runner of the reproductions."""

@@ -1,0 +1,152 @@
+"""Prompt tuning and prefix tuning on the model's frozen timm ViT, shared by the prompt
+methods (:mod:`janus.methods.prompts`; facts in ``shared/papers/baselines-method-notes.md``,
+Sec. 2, "Common to all three").
+
+- **Prompt tuning** (L2P): per-sample prompt tokens are inserted at the input right after the
+  CLS token, ``[CLS, prompts, patches]``; their positional embedding is a frozen copy of the
+  CLS token's.
+- **Prefix tuning** (DualPrompt, CODA-Prompt): per-sample key and value prefixes are
+  concatenated in front of K and V of chosen blocks' attention; the queries and the sequence
+  length do not change.
+- **Query** q(x): the final CLS feature of the same frozen ViT with prompts off, no gradient.
+
+:func:`prompted_forward` re-implements timm 1.0's ``VisionTransformer.forward_features`` and
+``forward_head(pre_logits=True)``, and :func:`prefix_attention` its ``Attention.forward``
+(q/k norms, scale, fused SDPA or the explicit softmax, dropout, output norm and gate, proj),
+calling the blocks' own modules: the qkv call still goes through ``block.attn.qkv`` (the
+LoRA wrapper). Without prompts the result is ``model.features(images)`` (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from timm.layers import Attention
+from timm.models.vision_transformer import Block, VisionTransformer
+
+from janus.core.errors import ConfigError
+from janus.model.continual import ContinualViT
+
+Prefix = tuple[torch.Tensor, torch.Tensor]
+"""Key and value prefixes of one block, each (B, L, heads * head_dim), one row per sample."""
+
+
+def check_vit(vit: torch.nn.Module) -> None:
+    """Raise unless ``vit`` is the timm layout the prompted forward re-implements: a
+    ``VisionTransformer`` with a CLS token, a learned positional embedding that covers it,
+    fixed image size, no attention pooling, and plain ``Block``/``Attention`` modules."""
+    ok = (
+        isinstance(vit, VisionTransformer)
+        and vit.cls_token is not None
+        and vit.pos_embed is not None
+        and not vit.no_embed_class
+        and not vit.dynamic_img_size
+        and vit.attn_pool is None
+        and all(isinstance(b, Block) and isinstance(b.attn, Attention) for b in vit.blocks)
+    )
+    if not ok:
+        raise ConfigError(
+            "prompt methods need a timm VisionTransformer with a CLS token and a learned "
+            "positional embedding over it, fixed image size, no attention pooling and plain "
+            "Block/Attention modules"
+        )
+
+
+def attention_shape(vit: VisionTransformer) -> tuple[int, int]:
+    """(heads, head_dim) of the ViT's attention, the shape prefixes are split into."""
+    attn = vit.blocks[0].attn
+    return int(attn.num_heads), int(attn.head_dim)
+
+
+def prefix_attention(attn: Attention, x: torch.Tensor, prefix: Prefix | None) -> torch.Tensor:
+    """timm's ``Attention.forward`` (no mask) with ``prefix`` = (keys, values), each
+    (B, L, heads * head_dim), concatenated in front of K and V after the q/k norms (the
+    prefixes are keys and values, as in the DualPrompt/CODA code, where timm 0.6 had no
+    norms). Output (B, N, dim), the queries' length."""
+    B, N, _ = x.shape
+    gate = attn.gate(x).sigmoid() if getattr(attn, "gate", None) is not None else None
+    qkv = attn.qkv(x).reshape(B, N, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    if prefix is not None:
+        pk, pv = (
+            p.reshape(B, -1, attn.num_heads, attn.head_dim).transpose(1, 2).to(k.dtype)
+            for p in prefix
+        )
+        k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)
+    if attn.fused_attn:
+        x = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0
+        )
+    else:
+        q = q * attn.scale
+        weights = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        x = attn.attn_drop(weights) @ v
+    x = x.transpose(1, 2).reshape(B, N, attn.attn_dim)
+    x = attn.norm(x)
+    if gate is not None:
+        x = x * gate
+    return attn.proj_drop(attn.proj(x))
+
+
+def block_forward(block: Block, x: torch.Tensor, prefix: Prefix | None) -> torch.Tensor:
+    """timm's ``Block.forward`` with :func:`prefix_attention`; the block itself without one."""
+    if prefix is None:
+        return block(x)
+    x = x + block.drop_path1(block.ls1(prefix_attention(block.attn, block.norm1(x), prefix)))
+    return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+
+
+def prompted_forward(
+    vit: VisionTransformer,
+    images: torch.Tensor,
+    tokens: torch.Tensor | None = None,
+    prefixes: Mapping[int, Prefix] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``vit`` with prompt ``tokens`` (B, L, dim) inserted after the CLS (and register)
+    tokens at the input and key/value ``prefixes`` on the blocks they name.
+
+    Returns the pooled pre-logit feature (``forward_head(pre_logits=True)`` over the tokens
+    without the prompt positions: the CLS feature for token pooling) and the final-normed
+    outputs at the L prompt positions (B, L, dim; L = 0 without tokens)."""
+    prefixes = prefixes or {}
+    x = vit.patch_embed(images)
+    x = vit._pos_embed(x)
+    x = vit.patch_drop(x)
+    start, n = vit.num_prefix_tokens, 0 if tokens is None else tokens.shape[1]
+    if tokens is not None:
+        prompts = vit.pos_drop(tokens.to(x.dtype) + vit.pos_embed[:, :1].detach())
+        x = torch.cat([x[:, :start], prompts, x[:, start:]], dim=1)
+    x = vit.norm_pre(x)
+    for i, block in enumerate(vit.blocks):
+        x = block_forward(block, x, prefixes.get(i))
+    x = vit.norm(x)
+    outputs = x[:, start : start + n]
+    if n:
+        x = torch.cat([x[:, :start], x[:, start + n :]], dim=1)
+    return vit.forward_head(x, pre_logits=True), outputs
+
+
+@torch.no_grad()
+def query(model: ContinualViT, images: torch.Tensor) -> torch.Tensor:
+    """q(x): the frozen, prompt-free ViT's final CLS feature (float32, no gradient)."""
+    return model.features(images).float()
+
+
+def take(table: torch.Tensor, idx: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """``table`` indexed by ``idx`` along ``dim``: ``table.movedim(dim, 0)[idx]`` with the
+    index dimensions put back at ``dim``, as a one-hot contraction. The backward pass of
+    plain advanced indexing (``index_put_`` with accumulation) adds repeated rows in an
+    order that depends on thread scheduling on the CPU, so a run that picks the same prompt
+    for several samples would not repeat bit for bit; a matrix product does."""
+    rows = table.movedim(dim, 0)
+    one_hot = F.one_hot(idx, rows.shape[0]).to(rows.dtype)
+    out = torch.tensordot(one_hot, rows, dims=1)  # idx.shape + rows.shape[1:]
+    return out.movedim(tuple(range(idx.dim())), tuple(range(dim, dim + idx.dim())))
+
+
+def cosine(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """(B, M) cosine similarities between queries (B, d) and keys (M, d)."""
+    return F.normalize(q, dim=-1) @ F.normalize(keys, dim=-1).T

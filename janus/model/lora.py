@@ -1,0 +1,159 @@
+"""LoRA adapters on slices of timm's fused ``qkv`` Linear.
+
+A timm ViT block computes ``qkv = W x + b`` with ``W`` of shape (3d, d): rows [0, d) are the
+query projection, [d, 2d) the key, [2d, 3d) the value. :class:`LoRAQKV` wraps that Linear
+and adds, for each adapted slice ``p`` in {q, k, v},
+
+    delta_p(x) = sum_c  s * B_c A_c x,        A_c in R^{r x d_in},  B_c in R^{d_p x r}
+
+(Hu et al. 2022, Eq. 3; the K/V placement and the per-task component lists follow InfLoRA,
+Liang & Li 2024). Per-task methods append one component per task and freeze the old ones;
+Janus-style methods keep a single, continually trained component per slice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from janus.core.errors import ConfigError
+
+SLICES = ("q", "k", "v")
+
+
+class LoRAComponent(nn.Module):
+    """One low-rank pair: ``delta(x) = scale * B (A x)``, times ``gain()`` when a method sets
+    one (SD-LoRA's ``alpha_k / ||B A||``): the forward pass, :meth:`delta_weight` and
+    :meth:`LoRAQKV.merge` all include it.
+
+    A starts Kaiming-uniform and B at zero (Hu et al. 2022), so a fresh component leaves the
+    layer's output unchanged.
+    """
+
+    def __init__(self, d_in: int, d_out: int, rank: int, scale: float = 1.0) -> None:
+        super().__init__()
+        if not 1 <= rank <= min(d_in, d_out):
+            raise ConfigError(
+                f"LoRA rank {rank} is impossible for a {d_out}x{d_in} projection: "
+                f"choose 1 <= rank <= {min(d_in, d_out)}"
+            )
+        self.rank = rank
+        self.scale = scale
+        self.A = nn.Parameter(torch.empty(rank, d_in))
+        self.B = nn.Parameter(torch.zeros(d_out, rank))
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        self.gain: Callable[[], torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.scale * F.linear(F.linear(x, self.A), self.B)
+        return out if self.gain is None else out * self.gain()
+
+    def delta_weight(self) -> torch.Tensor:
+        """The dense update ``scale * B A`` (d_out x d_in), times ``gain()`` if set."""
+        w = self.scale * self.B @ self.A
+        return w if self.gain is None else w * self.gain()
+
+    def set_trainable(self, trainable: bool) -> None:
+        self.A.requires_grad_(trainable)
+        self.B.requires_grad_(trainable)
+
+
+class LoRAQKV(nn.Module):
+    """A frozen fused ``qkv`` Linear plus low-rank components on chosen slices."""
+
+    def __init__(self, qkv: nn.Linear, slices: Sequence[str] = ("k", "v")) -> None:
+        super().__init__()
+        unknown = set(slices) - set(SLICES)
+        if unknown or not slices:
+            raise ConfigError(f"LoRA targets must be a non-empty subset of {SLICES}, got {slices}")
+        if qkv.out_features % 3:
+            raise ConfigError(f"expected a fused qkv Linear, got out_features={qkv.out_features}")
+        self.base = qkv
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.slices = tuple(s for s in SLICES if s in slices)
+        self.components = nn.ModuleDict({s: nn.ModuleList() for s in self.slices})
+
+    @property
+    def in_features(self) -> int:
+        return self.base.in_features
+
+    @property
+    def slice_dim(self) -> int:
+        return self.base.out_features // 3
+
+    def rows(self, name: str) -> slice:
+        """Rows of the fused weight that belong to slice ``name``."""
+        i = SLICES.index(name)
+        return slice(i * self.slice_dim, (i + 1) * self.slice_dim)
+
+    def add_component(self, rank: int, scale: float = 1.0) -> dict[str, LoRAComponent]:
+        """Append a fresh (trainable) component to every adapted slice."""
+        added = {}
+        for s in self.slices:
+            comp = LoRAComponent(self.in_features, self.slice_dim, rank, scale)
+            comp.to(device=self.base.weight.device, dtype=self.base.weight.dtype)
+            self.components[s].append(comp)
+            added[s] = comp
+        return added
+
+    def iter_components(self) -> Iterator[tuple[str, int, LoRAComponent]]:
+        for s in self.slices:
+            for i, comp in enumerate(self.components[s]):
+                yield s, i, comp
+
+    def freeze_components(self) -> None:
+        for _, _, comp in self.iter_components():
+            comp.set_trainable(False)
+
+    def slice_delta(self, name: str, x: torch.Tensor) -> torch.Tensor | None:
+        comps = self.components[name] if name in self.slices else ()
+        out = None
+        for comp in comps:
+            d = comp(x)
+            out = d if out is None else out + d
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        if not any(len(self.components[s]) for s in self.slices):
+            return out
+        parts = list(out.split(self.slice_dim, dim=-1))
+        for i, name in enumerate(SLICES):
+            delta = self.slice_delta(name, x)
+            if delta is not None:
+                parts[i] = parts[i] + delta
+        return torch.cat(parts, dim=-1)
+
+    def delta_weight(self) -> torch.Tensor:
+        """Dense sum of all components as a (3d x d) update of the fused weight."""
+        w = torch.zeros_like(self.base.weight)
+        for s, _, comp in self.iter_components():
+            w[self.rows(s)] += comp.delta_weight().to(w.dtype)
+        return w
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold every component into the base weight and remove it (W0 <- W0 + sum of their
+        :meth:`LoRAComponent.delta_weight`)."""
+        self.base.weight += self.delta_weight()
+        for s in self.slices:
+            self.components[s] = nn.ModuleList()
+
+
+def inject_lora(model: nn.Module, slices: Sequence[str] = ("k", "v")) -> list[LoRAQKV]:
+    """Replace every ``attn.qkv`` Linear of a timm ViT by a :class:`LoRAQKV` wrapper."""
+    wrapped = []
+    for block in getattr(model, "blocks", []):
+        attn = block.attn
+        if isinstance(attn.qkv, LoRAQKV):
+            raise ConfigError("adapters are already injected into this model")
+        attn.qkv = LoRAQKV(attn.qkv, slices)
+        wrapped.append(attn.qkv)
+    if not wrapped:
+        raise ConfigError("no `blocks[i].attn.qkv` Linear found: is this a timm VisionTransformer?")
+    return wrapped
