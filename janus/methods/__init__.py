@@ -12,6 +12,6 @@ from janus.methods import (  # noqa: F401 (registers them)
     sdlora,
     seqlora,
 )
-from janus.methods.base import METHODS, Method, TaskContext, build_method, register_method
+from janus.methods.base import METHODS, Method, TaskContext, build_method
 
-__all__ = ["METHODS", "Method", "TaskContext", "build_method", "register_method"]
+__all__ = ["METHODS", "Method", "TaskContext", "build_method"]

@@ -54,11 +54,18 @@ class TaskContext:
         return self.task.labels.start
 
 
+METHODS: dict[str, type[Method]] = {}
+"""Every registered method class by name (filled by ``Method.__init_subclass__``)."""
+
+
 class Method:
     """Base class: sequential training with the protocol's defaults; override what differs.
 
-    Subclasses declare their hyper-parameters as a :class:`~janus.methods.params.Params`
-    dataclass in ``params_type`` (overridden per benchmark by
+    A subclass registers itself with class keywords, ``class MyMethod(Method,
+    name="my-method", params=MyParams)``; the first line of its docstring is what
+    ``janus list`` shows. ``params`` is a :class:`~janus.methods.params.Params` dataclass of
+    its hyper-parameters (stored as ``params_type``, inherited when omitted; overridden per
+    benchmark by
     :data:`janus.methods.anchors.BENCHMARK_PARAMS`, then by ``method.params`` in the config;
     type and range are checked before anything is built) and cite the paper and equation they
     implement.
@@ -68,6 +75,7 @@ class Method:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    """The first line of the docstring (set for every subclass)."""
     params_type: ClassVar[type[Params]] = Params
     defaults: ClassVar[dict[str, Any]] = {}
     """The defaults of ``params_type``'s fields (set for every subclass)."""
@@ -83,9 +91,20 @@ class Method:
     owns_step: ClassVar[bool] = False
     """True when the method updates its parameters itself in :meth:`train_step`."""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls, name: str | None = None, params: type[Params] | None = None, **kwargs: Any
+    ) -> None:
+        """``name`` registers the class as ``method.name``; ``params`` sets ``params_type``."""
         super().__init_subclass__(**kwargs)
+        if params is not None:
+            cls.params_type = params
         cls.defaults = cls.params_type.defaults()
+        cls.description = (cls.__doc__ or "").strip().split("\n")[0].rstrip(".")
+        if name is not None:
+            if name in METHODS:
+                raise ValueError(f"method {name!r} registered twice")
+            cls.name = name
+            METHODS[name] = cls
 
     def __init__(self, cfg: RunConfig, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -158,19 +177,6 @@ class Method:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             raise ValueError(f"method {self.name!r} has no state to load, got {sorted(state)}")
-
-
-METHODS: dict[str, type[Method]] = {}
-
-
-def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator: make ``cls`` available as ``method.name = cls.name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} needs a `name`")
-    if cls.name in METHODS:
-        raise ValueError(f"method {cls.name!r} registered twice")
-    METHODS[cls.name] = cls
-    return cls
 
 
 def build_method(cfg: RunConfig) -> Method:

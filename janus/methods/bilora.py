@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from janus.core.errors import ConfigError
-from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.model.continual import ContinualViT
 from janus.model.lora import LoRAQKV
@@ -68,13 +68,10 @@ class BiLoRAParams(Params):
     seed_base: int = param(777, "supports are drawn with seed seed_base + 10 t")
 
 
-@register_method
-class BiLoRA(Method):
-    """BiLoRA: per-task sparse Fourier cores on fixed bases, frozen once learned."""
+class BiLoRA(Method, name="bilora", params=BiLoRAParams):
+    """BiLoRA: per-task sparse Fourier-domain updates of K and V (fixed bases).
 
-    name = "bilora"
-    description = "BiLoRA: per-task sparse Fourier-domain updates of K and V (fixed bases)"
-    params_type = BiLoRAParams
+    Per-task sparse Fourier cores on fixed bases, frozen once learned."""
 
     def init_state(self) -> None:
         self.frozen: list[dict[str, torch.Tensor]] = []

@@ -27,7 +27,7 @@ from torch import nn
 from janus.core import geometry as geo
 from janus.core.errors import ConfigError
 from janus.methods.activations import input_grams
-from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.model.continual import ContinualViT
 from janus.model.lora import LoRAComponent
@@ -74,13 +74,10 @@ class EBLoRAParams(Params):
                                 low_open=True)
 
 
-@register_method
-class EBLoRA(Method):
-    """EBLoRA: per-task balanced updates on the restricted Stiefel manifold."""
+class EBLoRA(Method, name="eblora", params=EBLoRAParams):
+    """EBLoRA: per-task s*U*Vt, Vt on a restricted Stiefel manifold (GPM subspace).
 
-    name = "eblora"
-    description = "EBLoRA: per-task s*U*Vt, Vt on a restricted Stiefel manifold (GPM subspace)"
-    params_type = EBLoRAParams
+    Per-task balanced updates on the restricted Stiefel manifold."""
 
     def init_state(self) -> None:
         self.protected: list[torch.Tensor] = []

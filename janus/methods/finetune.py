@@ -4,14 +4,12 @@ without any anti-forgetting mechanism", Sec. 4.1)."""
 
 from __future__ import annotations
 
-from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.base import Method, TaskContext
 from janus.model.continual import ContinualViT
 
 
-@register_method
-class Finetune(Method):
-    name = "finetune"
-    description = "sequential LoRA fine-tuning, no anti-forgetting (lower bound)"
+class Finetune(Method, name="finetune"):
+    """Sequential LoRA fine-tuning, no anti-forgetting (lower bound)."""
 
     def setup(self, model: ContinualViT) -> None:
         """One LoRA pair per slice, trained continually over all tasks."""

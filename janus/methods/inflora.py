@@ -35,7 +35,7 @@ import torch
 
 from janus.core import geometry as geo
 from janus.methods.activations import input_grams
-from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.model.continual import ContinualViT
 
@@ -69,15 +69,13 @@ def designed_input_factor(gram: torch.Tensor, protected: torch.Tensor, rank: int
     return (free @ u[:, :rank]).T
 
 
-@register_method
-class InfLoRA(Method):
-    """InfLoRA: per-task LoRA with a designed, frozen input factor outside the protected
+class InfLoRA(Method, name="inflora", params=InfLoRAParams):
+    """InfLoRA: designed frozen A_t outside the GPM subspace, only B_t trained.
+
+    Per-task LoRA with a designed, frozen input factor outside the protected
     subspace; only the output factor (and the head) trains."""
 
-    name = "inflora"
-    description = "InfLoRA: designed frozen A_t outside the GPM subspace, only B_t trained"
     version = 2  # 2: energy "squared" designs A_t from C (was C C); code defaults
-    params_type = InfLoRAParams
 
     def init_state(self) -> None:
         self.protected: list[torch.Tensor] = []

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from janus.core import geometry as geo
 from janus.core.errors import ConfigError
 from janus.methods.activations import input_grams
-from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.methods.prototypes import class_sums
 from janus.methods.rectification import ActivationCapture, rectified_gradients
@@ -124,18 +124,15 @@ class LoRAGPMParams(JanusLoRAParams):
             raise ConfigError("lora-gpm builds its basis offline (GPM): oe must be False")
 
 
-@register_method
-class JanusLoRA(Method):
-    """Janus-LoRA; ``oe``/``gr``/``dml`` switch the components (Table 1 ablations).
+class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
+    """Janus-LoRA: online estimation + gradient rectification + margin loss.
+
+    ``oe``/``gr``/``dml`` switch the components (Table 1 ablations).
 
     ``memory="union"`` keeps the union of all end-of-task OE snapshots, at most ``max_rank``
     directions; at that cap the highest-energy directions are kept (:func:`union_basis`),
     runs below the cap get the plain SVD union, unchanged.
     """
-
-    name = "janus-lora"
-    description = "Janus-LoRA: online estimation + gradient rectification + margin loss"
-    params_type = JanusLoRAParams
 
     def init_state(self) -> None:
         if self.params["exact_safe"] and not self.protects:
@@ -314,16 +311,13 @@ class JanusLoRA(Method):
         self.old_prototypes = state["old_prototypes"]
 
 
-@register_method
-class LoRAGPM(JanusLoRA):
-    """LoRA-GPM (Janus-LoRA's baseline, Sec. 4.1; Saha et al. 2021): the same continually
+class LoRAGPM(JanusLoRA, name="lora-gpm", params=LoRAGPMParams):
+    """LoRA-GPM: one LoRA, A's gradient projected off an offline GPM basis.
+
+    LoRA-GPM (Janus-LoRA's baseline, Sec. 4.1; Saha et al. 2021): the same continually
     trained LoRA pair, its input-side gradient projected off a GPM basis that is built offline
     after each task from the task's layer inputs (no online estimation). ``gr=True`` is
     Janus-LoRA Fig. 6's "LoRA-GPM + GR"."""
-
-    name = "lora-gpm"
-    description = "LoRA-GPM: one LoRA, A's gradient projected off an offline GPM basis"
-    params_type = LoRAGPMParams
 
     @property
     def protects(self) -> bool:

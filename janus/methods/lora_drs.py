@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from janus.core.errors import ConfigError
 from janus.methods.activations import input_grams
-from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.methods.prototypes import NearestMeanClassifier
 from janus.methods.rectification import ActivationCapture, rectified_gradients
@@ -94,14 +94,11 @@ class LoRADRSParams(Params):
     gamma: float = param(1e-4, "GR's ridge coefficient (as janus-lora)", low=0, low_open=True)
 
 
-@register_method
-class LoRADRS(NearestMeanClassifier, Method):
-    """LoRA-DRS: per-task LoRA, steps projected into the drift-resistant space of the
-    LoRA-subtracted features, augmented triplet loss, nearest-prototype evaluation."""
+class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSParams):
+    """LoRA-DRS: LoRA subtraction, drift-resistant projection, triplet loss, NME.
 
-    name = "lora-drs"
-    description = "LoRA-DRS: LoRA subtraction, drift-resistant projection, triplet loss, NME"
-    params_type = LoRADRSParams
+    Per-task LoRA, steps projected into the drift-resistant space of the
+    LoRA-subtracted features, augmented triplet loss, nearest-prototype evaluation."""
 
     def init_state(self) -> None:
         self.projectors: list[torch.Tensor] | None = None

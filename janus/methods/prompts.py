@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from janus.core.errors import ConfigError
-from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.methods.prompting import (
     Prefix,
@@ -135,13 +135,10 @@ class L2PParams(Params):
             raise ConfigError(f"top_k={self.top_k} exceeds pool_size={self.pool_size}")
 
 
-@register_method
-class L2P(PromptMethod):
-    """L2P: top-N prompts of a keyed pool, inserted at the input (notes Sec. 2, L2P)."""
+class L2P(PromptMethod, name="l2p", params=L2PParams):
+    """L2P: per-sample top-N prompts from a keyed pool at the input, prompt head.
 
-    name = "l2p"
-    description = "L2P: per-sample top-N prompts from a keyed pool at the input, prompt head"
-    params_type = L2PParams
+    Top-N prompts of a keyed pool, inserted at the input (notes Sec. 2, L2P)."""
 
     def build(self, model: ContinualViT) -> dict[str, nn.Parameter]:
         p, d, dev = self.params, model.feature_dim, model.device
@@ -193,13 +190,10 @@ class DualPromptParams(Params):
                              low_open=True)
 
 
-@register_method
-class DualPrompt(PromptMethod):
-    """DualPrompt: a shared G-prefix and one keyed E-prefix per task (notes Sec. 2)."""
+class DualPrompt(PromptMethod, name="dualprompt", params=DualPromptParams):
+    """DualPrompt: shared G-prompt + per-task keyed E-prompt prefixes.
 
-    name = "dualprompt"
-    description = "DualPrompt: shared G-prompt + per-task keyed E-prompt prefixes"
-    params_type = DualPromptParams
+    A shared G-prefix and one keyed E-prefix per task (notes Sec. 2)."""
 
     def init_state(self) -> None:
         super().init_state()
@@ -310,13 +304,10 @@ class CODAPromptParams(Params):
             raise ConfigError(f"length={self.length} must be even (key and value halves)")
 
 
-@register_method
-class CODAPrompt(PromptMethod):
-    """CODA-Prompt: attention-weighted sums of prompt components (notes Sec. 2)."""
+class CODAPrompt(PromptMethod, name="coda-prompt", params=CODAPromptParams):
+    """CODA-Prompt: prefixes as cos(q*A, K)-weighted sums of per-task components.
 
-    name = "coda-prompt"
-    description = "CODA-Prompt: prefixes as cos(q*A, K)-weighted sums of per-task components"
-    params_type = CODAPromptParams
+    Attention-weighted sums of prompt components (notes Sec. 2)."""
 
     def init_state(self) -> None:
         super().init_state()

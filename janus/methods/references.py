@@ -17,25 +17,23 @@ Choices: ``docs/methods/references.md``.
 
 from __future__ import annotations
 
-from janus.methods.base import Method, register_method
+from janus.methods.base import Method
 from janus.methods.finetune import Finetune
 from janus.methods.prototypes import NearestMeanClassifier
 
 
-@register_method
-class Joint(Finetune):
-    """One LoRA and one head trained on all classes at once (the stream has one task)."""
+class Joint(Finetune, name="joint"):
+    """Reference: one LoRA trained on all classes at once (upper bound).
 
-    name = "joint"
-    description = "reference: one LoRA trained on all classes at once (upper bound)"
+    One LoRA and one head trained on all classes at once (the stream has one task)."""
+
     single_task = True
 
 
-@register_method
-class NCM(NearestMeanClassifier, Method):
-    """SimpleCIL: frozen backbone, class-mean prototypes, cosine nearest prototype (the
+class NCM(NearestMeanClassifier, Method, name="ncm"):
+    """Reference: SimpleCIL, frozen backbone + class-mean prototypes (no training).
+
+    SimpleCIL: frozen backbone, class-mean prototypes, cosine nearest prototype (the
     arg-max of :func:`janus.methods.prototypes.nearest_prototype_scores` is the highest cosine)."""
 
-    name = "ncm"
-    description = "reference: SimpleCIL, frozen backbone + class-mean prototypes (no training)"
     trains = False

@@ -35,7 +35,7 @@ from torch import nn
 
 from janus.core import geometry as geo
 from janus.core.errors import ConfigError
-from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.model.continual import ContinualViT
 from janus.model.lora import LoRAComponent
@@ -82,13 +82,10 @@ class SDLoRAParams(Params):
                               "component there is one magnitude)")
 
 
-@register_method
-class SDLoRA(Method):
-    """SD-LoRA, Eq. 4: a new LoRA direction per task, learnable shared magnitudes."""
+class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
+    """SD-LoRA: frozen normalised LoRA directions per task + shared magnitudes.
 
-    name = "sd-lora"
-    description = "SD-LoRA: frozen normalised LoRA directions per task + shared magnitudes"
-    params_type = SDLoRAParams
+    A new LoRA direction per task, learnable shared magnitudes."""
 
     def init_state(self) -> None:
         if self.cfg.lora.scale == 0:
@@ -193,14 +190,11 @@ class SDLoRARRParams(SDLoRAParams):
                               f"r_nu)")
 
 
-@register_method
-class SDLoRARR(SDLoRA):
-    """SD-LoRA-RR, Eq. 6 / Alg. 1 lines 2-4: rank r_1 for tasks 1..mu-1, r_mu for tasks
-    mu..nu-1, r_nu from task nu on (1-based task indices, as in the paper)."""
+class SDLoRARR(SDLoRA, name="sd-lora-rr", params=SDLoRARRParams):
+    """SD-LoRA-RR: SD-LoRA with a stepwise reduced rank for later tasks.
 
-    name = "sd-lora-rr"
-    description = "SD-LoRA-RR: SD-LoRA with a stepwise reduced rank for later tasks"
-    params_type = SDLoRARRParams
+    SD-LoRA-RR, Eq. 6 / Alg. 1 lines 2-4: rank r_1 for tasks 1..mu-1, r_mu for tasks
+    mu..nu-1, r_nu from task nu on (1-based task indices, as in the paper)."""
 
     def init_state(self) -> None:
         super().init_state()
@@ -221,19 +215,16 @@ class SDLoRAKDParams(SDLoRAParams):
                        low=0)
 
 
-@register_method
-class SDLoRAKD(SDLoRA):
-    """SD-LoRA-KD, Eq. 7-8 / Alg. 1 lines 10-12: absorb a representable new direction.
+class SDLoRAKD(SDLoRA, name="sd-lora-kd", params=SDLoRAKDParams):
+    """SD-LoRA-KD: SD-LoRA that folds representable new directions into magnitudes.
+
+    SD-LoRA-KD, Eq. 7-8 / Alg. 1 lines 10-12: absorb a representable new direction.
 
     One magnitude set serves every projection, so one set of coefficients must fit them all:
     Eq. 7 is solved on the directions of all adapted projections stacked into one vector and
     divided by sqrt(#projections). The residual is then the root-mean-square over projections
     of ``||dir_t - sum_k c_k dir_k||_F`` (with the paper's norm: the sine of the angle between
     the stacked unit directions), compared with ``tau``."""
-
-    name = "sd-lora-kd"
-    description = "SD-LoRA-KD: SD-LoRA that folds representable new directions into magnitudes"
-    params_type = SDLoRAKDParams
 
     def init_state(self) -> None:
         super().init_state()

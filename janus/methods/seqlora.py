@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from janus.core import geometry as geo
 from janus.core.errors import ConfigError
-from janus.methods.base import Method, TaskContext, register_method
+from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.model.continual import ContinualViT
 
@@ -125,16 +125,14 @@ class SeqLoRAParams(Params):
     eps: float = param(1e-8, "regularisation of the projection (Alg. 1 line 20)", low=0)
 
 
-@register_method
-class SeqLoRA(Method):
-    """SeqLoRA, Alg. 1: bilevel training of a new LoRA per task, its input basis kept
+class SeqLoRA(Method, name="seqlora", params=SeqLoRAParams):
+    """SeqLoRA: per-task LoRA, bilevel (cross-Hessian) steps, orthogonal input bases.
+
+    SeqLoRA, Alg. 1: bilevel training of a new LoRA per task, its input basis kept
     orthogonal to the earlier tasks' bases."""
 
-    name = "seqlora"
-    description = "SeqLoRA: per-task LoRA, bilevel (cross-Hessian) steps, orthogonal input bases"
     owns_step = True
     cross_hessian: ClassVar[bool] = True
-    params_type = SeqLoRAParams
 
     def init_state(self) -> None:
         self.lower: list[torch.nn.Parameter] = []
@@ -203,11 +201,10 @@ class SeqLoRA(Method):
         return torch.tensor(first)
 
 
-@register_method
-class ContinualAlternating(SeqLoRA):
-    """SeqLoRA's alternating-minimisation baseline (Sec. 3.2): Alg. 1 without the
+class ContinualAlternating(SeqLoRA, name="continual-alternating"):
+    """Continual Alternating: SeqLoRA's Alg. 1 without the cross-Hessian term.
+
+    SeqLoRA's alternating-minimisation baseline (Sec. 3.2): Alg. 1 without the
     cross-Hessian correction of the B-direction."""
 
-    name = "continual-alternating"
-    description = "Continual Alternating: SeqLoRA's Alg. 1 without the cross-Hessian term"
     cross_hessian = False

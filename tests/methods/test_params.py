@@ -15,7 +15,7 @@ import pytest
 from janus.cli import main
 from janus.core.config import profile
 from janus.core.errors import ConfigError
-from janus.methods import METHODS, build_method
+from janus.methods import METHODS, Method, build_method
 from janus.methods.params import Params, param
 
 
@@ -110,3 +110,29 @@ def test_a_record_stores_the_params_exactly_as_before():
     cfg = profile("mini")
     cfg.method.name = "inflora"
     assert json.dumps(build_method(cfg).params) == json.dumps(record["method"]["params"])
+
+
+def test_a_class_statement_with_name_registers_a_method_with_typed_params(monkeypatch):
+    """One file, one registration: ``name=`` and ``params=`` on the class statement."""
+    monkeypatch.setattr("janus.methods.base.METHODS", dict(METHODS))
+    from janus.methods import base
+    from janus.methods.finetune import Finetune
+
+    class Mine(Finetune, name="mine-test", params=Example):
+        """Mine: a one-line summary for `janus list`.
+
+        More text that `janus list` does not show."""
+
+    class Shared(Mine):  # no name=: not registered, parameters inherited
+        pass
+
+    assert base.METHODS["mine-test"] is Mine and Shared not in base.METHODS.values()
+    assert Mine.description == "Mine: a one-line summary for `janus list`"
+    assert Mine.defaults == Example.defaults() == Shared.defaults
+    cfg = profile("smoke")
+    cfg.method.name, cfg.method.params = "mine-test", {"count": 5}
+    method = base.build_method(cfg)
+    assert isinstance(method, Mine) and method.settings.count == 5
+    with pytest.raises(ValueError, match="'mine-test' registered twice"):
+        class Again(Method, name="mine-test"):
+            pass
