@@ -8,7 +8,7 @@ from timm.models.vision_transformer import VisionTransformer
 from janus.core.errors import ConfigError
 from janus.data.stream import build_transforms
 from janus.experiments.configs import TABLE3_BENCHMARKS, make_config, table3_config, table4_config
-from janus.experiments.runner import run_table3, run_table4
+from janus.experiments.runner import run_table
 from janus.experiments.variants import (
     FIG2_VARIANTS,
     FIG6_VARIANTS,
@@ -193,8 +193,9 @@ def test_missing_data_is_reported_as_not_run(tmp_path, capsys):
     """Every column without data: reported, nothing run, the whole table still completes."""
     (tmp_path / "data").mkdir()
     kw = dict(profile="mini", data_root=str(tmp_path / "data"))
-    assert run_table3(list(TABLE3_BENCHMARKS), ["finetune"], [0], tmp_path / "out", **kw) == {}
-    assert run_table4(["sam"], ["finetune"], [0], tmp_path / "out", **kw) == {}
+    benchmarks = list(TABLE3_BENCHMARKS)
+    assert run_table("table3", benchmarks, ["finetune"], [0], tmp_path / "out", **kw) == {}
+    assert run_table("table4", ["sam"], ["finetune"], [0], tmp_path / "out", **kw) == {}
     text = capsys.readouterr().out
     assert "CIFAR-100: not run (data set 'cifar100': " in text
     assert "ImageNet-100: not run (data set 'mini-imagenet-32'" in text
@@ -223,8 +224,8 @@ def test_table4_hub_path_loads_the_named_backbone(tmp_path, monkeypatch, capsys)
     assert (record["config"]["model"]["source"], record["config"]["model"]["name"]) == (
         "hub", "vit_base_patch16_224.dino")
 
-    table = run_table4(["sam", "dino"], ["finetune"], [0], tmp_path / "b", profile="paper",
-                       overrides=TINY)
+    table = run_table("table4", ["sam", "dino"], ["finetune"], [0], tmp_path / "b",
+                      profile="paper", overrides=TINY)
     assert list(table) == ["dino"] and table["dino"][0]["variant"] == "finetune"
     assert (tmp_path / "b" / "backbones" / "dino" / run_dir(cfg, "")).is_dir()
     text = capsys.readouterr().out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from janus.core.errors import DataNotFoundError, WeightsNotFoundError
 from janus.core.results import summarize, train_seconds
@@ -88,21 +88,31 @@ def not_run(name: str, err: Exception) -> str:
     return "\n".join(lines)
 
 
-def _run_blocks(
-    blocks: dict[str, tuple[str, Path, int | None, list[str]]],
+def run_table(
+    table: Literal["table3", "table4"],
+    keys: Sequence[str],
     methods: Sequence[str],
     seeds: Sequence[int],
+    out: Path,
     *,
     profile: str,
-    data_root: str | None,
-    overrides: Sequence[str],
-    progress: bool,
+    data_root: str | None = None,
+    overrides: Sequence[str] = (),
+    progress: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Per block ``key: (name, run root, T, overrides)``, the :func:`variant_rows` of every
-    method; a block whose data or weights are missing is reported by :func:`not_run` and left
-    out."""
+    """Janus-LoRA Table 3 (``keys``: benchmarks of :data:`TABLE3_BENCHMARKS`, configs of
+    :func:`table3_config`) or Table 4 (``keys``: backbones, configs of :func:`table4_config`
+    under :func:`table4_root`): per key that could run, the :func:`variant_rows` of every
+    method (the method in ``method`` and ``variant``). A key whose data or weights are missing
+    is reported by :func:`not_run` and left out."""
+    if table == "table3":
+        blocks = {k: (TABLE3_BENCHMARKS[k].name, out, *table3_settings(profile, k))
+                  for k in keys}
+    else:
+        blocks = {k: (k, table4_root(out, profile, k), None, table4_settings(profile, k))
+                  for k in keys}
     variants = [Variant(m, m) for m in methods]
-    table = {}
+    rows = {}
     for key, (name, root, tasks, fixed) in blocks.items():
         print(f"--- {name}")
         try:
@@ -112,43 +122,5 @@ def _run_blocks(
         except MISSING_INPUTS as err:
             print(not_run(name, err))
             continue
-        table[key] = variant_rows(variants, records)
-    return table
-
-
-def run_table3(
-    benchmarks: Sequence[str],
-    methods: Sequence[str],
-    seeds: Sequence[int],
-    out: Path,
-    *,
-    profile: str,
-    data_root: str | None = None,
-    overrides: Sequence[str] = (),
-    progress: bool = False,
-) -> dict[str, list[dict[str, Any]]]:
-    """Janus-LoRA Table 3: per benchmark that could run, one summary row per method (the
-    method in ``method`` and ``variant``), configs of :func:`table3_config`."""
-    blocks = {k: (TABLE3_BENCHMARKS[k].name, out, *table3_settings(profile, k))
-              for k in benchmarks}
-    return _run_blocks(blocks, methods, seeds, profile=profile, data_root=data_root,
-                       overrides=overrides, progress=progress)
-
-
-def run_table4(
-    backbones: Sequence[str],
-    methods: Sequence[str],
-    seeds: Sequence[int],
-    out: Path,
-    *,
-    profile: str,
-    data_root: str | None = None,
-    overrides: Sequence[str] = (),
-    progress: bool = False,
-) -> dict[str, list[dict[str, Any]]]:
-    """Janus-LoRA Table 4: per backbone that could run, one summary row per method, configs of
-    :func:`table4_config` under :func:`table4_root`."""
-    blocks = {k: (k, table4_root(out, profile, k), None, table4_settings(profile, k))
-              for k in backbones}
-    return _run_blocks(blocks, methods, seeds, profile=profile, data_root=data_root,
-                       overrides=overrides, progress=progress)
+        rows[key] = variant_rows(variants, records)
+    return rows
