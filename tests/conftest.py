@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
+from janus.core.config import apply_overrides, profile
 from janus.core.errors import JanusError
 from janus.methods import METHODS
 from janus.model.continual import build_model
-from janus.train.trainer import CHECKPOINT_NAME, run, run_dir
+from janus.train.trainer import CHECKPOINT_NAME, Run, run, run_dir
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -18,6 +19,22 @@ def image_cache_in_a_temporary_folder(tmp_path_factory):
     mp.setenv("JANUS_CACHE", str(tmp_path_factory.mktemp("janus-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture
+def three_task_run(tmp_path):
+    """``three_task_run(method, *observers) -> Run``: a started smoke run of ``method`` on 3
+    tasks of 3 classes, one epoch each, watched by ``observers``; tasks are trained with
+    ``run.train_tasks``."""
+
+    def start(method: str, *observers) -> Run:
+        cfg = apply_overrides(profile("smoke"), [f"method.name={method}", "data.num_tasks=3",
+                                                 "data.num_classes=9", "train.epochs=1"])
+        run = Run(cfg, tmp_path, progress=False, observers=list(observers))
+        run.start()
+        return run
+
+    return start
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from janus.core.errors import ConfigError
 from janus.data.stream import build_transforms
-from janus.experiments.configs import TABLE3_BENCHMARKS, make_config, table3_config, table4_config
+from janus.experiments.configs import TABLE3_BENCHMARKS, make_config, table_config
 from janus.experiments.runner import run_table
 from janus.experiments.variants import (
     FIG2_VARIANTS,
@@ -140,7 +140,7 @@ def test_table3_configs(profile, expected):
     assert set(TABLE3_BENCHMARKS) == set(expected)
     assert {r["dataset"] for r in paper_numbers("janus_lora_table3")} == set(expected)
     for key, (dataset, tasks, epochs) in expected.items():
-        cfg = table3_config(profile, key, "janus-lora", 2, data_root="/d",
+        cfg = table_config("table3", profile, key, "janus-lora", 2, data_root="/d",
                             overrides=["lora.rank=2"])
         assert (cfg.data.dataset, cfg.data.num_tasks, cfg.train.epochs) == (dataset, tasks, epochs)
         assert (cfg.train.optimizer, cfg.method.name, cfg.seed, cfg.data.root) == (
@@ -150,7 +150,7 @@ def test_table3_configs(profile, expected):
 
 def test_table3_mini_imagenet100_is_the_table2_mini_run():
     for method in ("finetune", "janus-lora"):
-        cfg = table3_config("mini", "imagenet-100", method, 1)
+        cfg = table_config("table3", "mini", "imagenet-100", method, 1)
         assert cfg.to_dict() == make_config("mini", method, 1).to_dict()
         assert run_dir(cfg, "results") == run_dir(make_config("mini", method, 1), "results")
 
@@ -168,14 +168,14 @@ def test_table4_configs_name_the_timm_backbones():
     names = {"sam": "vit_base_patch16_224.sam_in1k", "dino": "vit_base_patch16_224.dino"}
     assert {r["backbone"] for r in paper_numbers("janus_lora_table4")} == set(names)
     for key, name in names.items():
-        cfg = table4_config("paper", key, "inflora", 1)
+        cfg = table_config("table4", "paper", key, "inflora", 1)
         assert (cfg.model.source, cfg.model.name) == ("hub", name)
         assert (cfg.data.dataset, cfg.data.num_tasks, cfg.train.epochs) == ("imagenet-r", 10, 50)
         assert (cfg.model.mean, cfg.model.std) == ((0.0,) * 3, (1.0,) * 3)
         for profile in ("smoke", "mini"):  # stand-ins: the profile as is
-            assert table4_config(profile, key).to_dict() == make_config(profile).to_dict()
+            assert table_config("table4", profile, key).to_dict() == make_config(profile).to_dict()
     with pytest.raises(ConfigError, match="unknown Table 4 backbone"):
-        table4_config("paper", "segment-anything")
+        table_config("table4", "paper", "segment-anything")
 
 
 def test_paper_numbers_of_tables_3_and_4():
@@ -217,7 +217,7 @@ def test_table4_hub_path_loads_the_named_backbone(tmp_path, monkeypatch, capsys)
                                  num_heads=2, num_classes=kw.get("num_classes", 0))
 
     monkeypatch.setattr(timm, "create_model", create_model)
-    cfg = table4_config("paper", "dino", "finetune", 0, overrides=TINY)
+    cfg = table_config("table4", "paper", "dino", "finetune", 0, overrides=TINY)
     record = run(cfg, tmp_path / "a", progress=False)
     assert asked == [("vit_base_patch16_224.dino", True)]
     assert record["status"] == "complete"

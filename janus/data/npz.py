@@ -21,6 +21,7 @@ from janus.data.base import (
     DatasetSplits,
     ImageSet,
     JpegBlobSource,
+    Loader,
     missing,
     register_dataset,
 )
@@ -94,26 +95,25 @@ def load_npz(name: str, path: Path, layout: str, native_size: int | None = 32) -
     return DatasetSplits(name, classes, splits["train"], splits["test"], native_size=native_size)
 
 
-@register_dataset(
-    "mini-imagenet-32",
-    description="mini-ImageNet, 100 classes at 32x32 (shared JPEG-blob .npz)",
-    expected_layout=MINI_LAYOUT,
-)
-def load_mini_imagenet_32(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
-    """mini-ImageNet (Ravi & Larochelle's 100 classes) down-sampled to 32x32."""
-    assert root is not None
-    return load_npz(cfg.dataset, root / MINI_FILE, MINI_LAYOUT)
+def register_shared_npz(name: str, description: str, file: str, layout: str) -> Loader:
+    """Register the shared data set ``name``: the JPEG-blob ``file`` in the data root."""
+
+    def load(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+        assert root is not None
+        return load_npz(cfg.dataset, root / file, layout)
+
+    return register_dataset(name, description=description, expected_layout=layout)(load)
 
 
-@register_dataset(
-    "tiny-imagenet-32",
-    description="Tiny-ImageNet classes not in mini-ImageNet (177) at 32x32 (shared .npz)",
-    expected_layout=TINY_LAYOUT,
-)
-def load_tiny_imagenet_32(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
-    """Tiny-ImageNet minus the mini-ImageNet classes, down-sampled from 64x64 to 32x32."""
-    assert root is not None
-    return load_npz(cfg.dataset, root / TINY_FILE, TINY_LAYOUT)
+load_mini_imagenet_32 = register_shared_npz(
+    "mini-imagenet-32", "mini-ImageNet, 100 classes at 32x32 (shared JPEG-blob .npz)",
+    MINI_FILE, MINI_LAYOUT)
+"""mini-ImageNet (Ravi & Larochelle's 100 classes) down-sampled to 32x32."""
+
+load_tiny_imagenet_32 = register_shared_npz(
+    "tiny-imagenet-32", "Tiny-ImageNet classes not in mini-ImageNet (177) at 32x32 (shared .npz)",
+    TINY_FILE, TINY_LAYOUT)
+"""Tiny-ImageNet minus the mini-ImageNet classes, down-sampled from 64x64 to 32x32."""
 
 
 @register_dataset(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from janus.core.config import RunConfig, apply_overrides
 from janus.core.config import profile as make_profile
@@ -99,21 +99,6 @@ def table3_settings(profile: str, benchmark: str) -> tuple[int, list[str]]:
     return b.tasks, []
 
 
-def table3_config(
-    profile: str,
-    benchmark: str,
-    method: str = "finetune",
-    seed: int = 0,
-    *,
-    data_root: str | None = None,
-    overrides: Sequence[str] = (),
-) -> RunConfig:
-    """The config of one Janus-LoRA Table 3 cell (:func:`table3_settings`, then ``overrides``)."""
-    tasks, fixed = table3_settings(profile, benchmark)
-    return make_config(profile, method, seed, tasks=tasks, data_root=data_root,
-                       overrides=[*fixed, *overrides])
-
-
 def table4_settings(profile: str, backbone: str) -> list[str]:
     """Config overrides of a Janus-LoRA Table 4 block under ``profile``.
 
@@ -131,18 +116,34 @@ def table4_settings(profile: str, backbone: str) -> list[str]:
             f"model.name={name!r}"]
 
 
-def table4_config(
+TableName = Literal["table3", "table4"]
+"""The Janus-LoRA tables whose cells are one profile with fixed overrides: Table 3 (columns:
+benchmarks) and Table 4 (blocks: backbones)."""
+
+
+def table_settings(table: TableName, profile: str, key: str) -> tuple[int | None, list[str]]:
+    """T (``None``: the profile's) and config overrides of the column or block ``key`` of
+    ``table``: :func:`table3_settings` or :func:`table4_settings`."""
+    if table == "table3":
+        return table3_settings(profile, key)
+    return None, table4_settings(profile, key)
+
+
+def table_config(
+    table: TableName,
     profile: str,
-    backbone: str,
+    key: str,
     method: str = "finetune",
     seed: int = 0,
     *,
     data_root: str | None = None,
     overrides: Sequence[str] = (),
 ) -> RunConfig:
-    """The config of one Janus-LoRA Table 4 cell (:func:`table4_settings`, then ``overrides``)."""
-    return make_config(profile, method, seed, data_root=data_root,
-                       overrides=[*table4_settings(profile, backbone), *overrides])
+    """The config of one cell of Janus-LoRA Table 3 or 4 (:func:`table_settings`, then
+    ``overrides``)."""
+    tasks, fixed = table_settings(table, profile, key)
+    return make_config(profile, method, seed, tasks=tasks, data_root=data_root,
+                       overrides=[*fixed, *overrides])
 
 
 def table4_root(out: Path, profile: str, backbone: str) -> Path:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from janus.core.errors import DataNotFoundError, WeightsNotFoundError
 from janus.core.results import summarize, train_seconds
 from janus.experiments.configs import (
     TABLE3_BENCHMARKS,
+    TableName,
     make_config,
-    table3_settings,
     table4_root,
-    table4_settings,
+    table_settings,
 )
 from janus.experiments.variants import Variant, sweep_variants
 from janus.train.trainer import run
@@ -89,7 +89,7 @@ def not_run(name: str, err: Exception) -> str:
 
 
 def run_table(
-    table: Literal["table3", "table4"],
+    table: TableName,
     keys: Sequence[str],
     methods: Sequence[str],
     seeds: Sequence[int],
@@ -100,21 +100,20 @@ def run_table(
     overrides: Sequence[str] = (),
     progress: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Janus-LoRA Table 3 (``keys``: benchmarks of :data:`TABLE3_BENCHMARKS`, configs of
-    :func:`table3_config`) or Table 4 (``keys``: backbones, configs of :func:`table4_config`
-    under :func:`table4_root`): per key that could run, the :func:`variant_rows` of every
-    method (the method in ``method`` and ``variant``). A key whose data or weights are missing
-    is reported by :func:`not_run` and left out."""
+    """Janus-LoRA Table 3 (``keys``: benchmarks of :data:`TABLE3_BENCHMARKS`) or Table 4
+    (``keys``: backbones, runs under :func:`table4_root`), each cell configured by
+    :func:`table_settings` as :func:`table_config` does: per key that could run, the
+    :func:`variant_rows` of every method (the method in ``method`` and ``variant``). A key
+    whose data or weights are missing is reported by :func:`not_run` and left out."""
     if table == "table3":
-        blocks = {k: (TABLE3_BENCHMARKS[k].name, out, *table3_settings(profile, k))
-                  for k in keys}
+        blocks = {k: (TABLE3_BENCHMARKS[k].name, out) for k in keys}
     else:
-        blocks = {k: (k, table4_root(out, profile, k), None, table4_settings(profile, k))
-                  for k in keys}
+        blocks = {k: (k, table4_root(out, profile, k)) for k in keys}
     variants = [Variant(m, m) for m in methods]
     rows = {}
-    for key, (name, root, tasks, fixed) in blocks.items():
+    for key, (name, root) in blocks.items():
         print(f"--- {name}")
+        tasks, fixed = table_settings(table, profile, key)
         try:
             records = run_variants(variants, seeds, root, profile=profile, tasks=tasks,
                                    data_root=data_root, overrides=[*fixed, *overrides],

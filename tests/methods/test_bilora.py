@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from janus.core.config import apply_overrides, profile
+from janus.core.config import profile
 from janus.core.errors import ConfigError
 from janus.methods.bilora import BiLoRA, fourier_update, scaled_frequencies, task_support
-from janus.train.trainer import Observer, Run
+from janus.train.trainer import Observer
 
 
 def dft_kernel(d):
@@ -63,13 +63,10 @@ class Start(Observer):
             self.base_plus_frozen[..., a.rows(s)] += x @ self.frozen[0][s].T
 
 
-def test_three_tasks_add_frozen_updates_to_k_and_v_only(tmp_path):
-    cfg = apply_overrides(profile("smoke"), ["method.name=bilora", "data.num_tasks=3",
-                                             "data.num_classes=9", "train.epochs=1"])
+def test_three_tasks_add_frozen_updates_to_k_and_v_only(three_task_run):
     start = Start()
-    run = Run(cfg, tmp_path, progress=False, observers=[start])
+    run = three_task_run("bilora", start)
     method = run.method
-    run.start()
     for t in range(3):
         run.train_tasks(t + 1, save=False)
         # a task starts where the last one ended: zero coefficients, frozen sums added to K, V

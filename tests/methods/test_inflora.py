@@ -13,7 +13,7 @@ from janus.core.config import apply_overrides, profile
 from janus.core.errors import ConfigError
 from janus.methods.inflora import InfLoRA, designed_input_factor
 from janus.model.continual import build_model
-from janus.train.trainer import Observer, Run
+from janus.train.trainer import Observer
 
 
 def orthonormal(g, rows, cols):
@@ -63,12 +63,9 @@ class Watch(Observer):
         })
 
 
-def test_three_tasks_keep_a_frozen_and_outside_the_earlier_subspace(tmp_path):
-    cfg = apply_overrides(profile("smoke"), ["method.name=inflora", "data.num_tasks=3",
-                                             "data.num_classes=9", "train.epochs=1"])
+def test_three_tasks_keep_a_frozen_and_outside_the_earlier_subspace(three_task_run):
     watch = Watch()
-    run = Run(cfg, tmp_path, progress=False, observers=[watch])
-    run.start()
+    run = three_task_run("inflora", watch)
     scale = 1 / math.sqrt(3)
     for t in range(3):
         run.train_tasks(t + 1, save=False)

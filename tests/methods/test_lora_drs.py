@@ -57,13 +57,10 @@ class Steps(Observer):
                       for c in run.model.lora_components()}
 
 
-def test_three_tasks_project_steps_and_subtract_old_adapters(tmp_path):
-    cfg = apply_overrides(profile("smoke"), ["method.name=lora-drs", "data.num_tasks=3",
-                                             "data.num_classes=9", "train.epochs=1"])
+def test_three_tasks_project_steps_and_subtract_old_adapters(three_task_run):
     steps = Steps()
-    run = Run(cfg, tmp_path, progress=False, observers=[steps])
+    run = three_task_run("lora-drs", steps)
     method = run.method
-    run.start()
     for t in range(3):
         if t == 2:  # LoRA subtraction: the same Grams as with every earlier B negated
             task = run.task(2)
