@@ -204,7 +204,7 @@ def eq8_printed() -> Outcome:
 # ---------------------------------------------------------------- Thm 1, App. A.1
 
 
-def _gd(
+def lora_gd(
     target: torch.Tensor, A: torch.Tensor, B: torch.Tensor, eta: float, steps: int
 ) -> list[torch.Tensor]:
     """Gradient descent on 1/2||B A - target||^2 (SD-LoRA's A.10 in our convention)."""
@@ -216,6 +216,24 @@ def _gd(
             break
         products.append(B @ A)
     return products
+
+
+def logistic_times(
+    U: torch.Tensor, V: torch.Tensor, sigma: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+    eta: float,
+) -> list[float]:
+    """Thm 1's linearised-logistic prediction of the GD step at which component k of
+    dW* = U diag(sigma) V^T reaches sigma_k / 2 from the small initialisation (A, B), one per
+    rank of A: ln(sigma_k / p_k(0)) / (2 ln(1 + eta sigma_k)), p_k(0) = ||e_k^T Z0||^2 / 2 with
+    e_k = (u_k, v_k) / sqrt(2) and Z0 = [B; A^T] (linear regime Z+ = Z + eta [[0, T], [T^T, 0]] Z).
+    """
+    Z0 = torch.cat([B, A.T])
+    times = []
+    for k in range(A.shape[0]):
+        e_k = torch.cat([U[:, k], V[:, k]]) / math.sqrt(2)
+        p0 = float((e_k @ Z0).pow(2).sum()) / 2
+        times.append(math.log(sigma[k] / p0) / (2 * math.log(1 + eta * sigma[k])))
+    return times
 
 
 @claim(
@@ -243,7 +261,7 @@ def thm1_sequential() -> Outcome:
     times: dict[str, list[int]] = {}
     for label, rho in (("small", 1e-4), ("large", 0.5)):
         A, B = rho * A0, rho * B0
-        prods = _gd(target, A, B, eta, steps)
+        prods = lora_gd(target, A, B, eta, steps)
         modes = torch.stack([torch.diagonal(U.T @ P @ V)[:r] for P in prods])  # u_k^T BA v_k
         t_k = []
         for k in range(r):
@@ -251,12 +269,7 @@ def thm1_sequential() -> Outcome:
             t_k.append(int(hit[0]) if len(hit) else steps + 1)
         times[label] = t_k
         if label == "small":
-            Z0 = torch.cat([B, A.T])  # linear regime: Z+ = Z + eta [[0, T], [T^T, 0]] Z
-            pred = []
-            for k in range(r):
-                e_k = torch.cat([U[:, k], V[:, k]]) / math.sqrt(2)
-                p0 = float((e_k @ Z0).pow(2).sum()) / 2
-                pred.append(math.log(sigma[k] / p0) / (2 * math.log(1 + eta * sigma[k])))
+            pred = logistic_times(U, V, sigma, A, B, eta)
             lines.append(
                 "times to reach sigma_k/2 (small init): measured "
                 + ", ".join(map(str, t_k))
@@ -287,7 +300,7 @@ def thm1_sequential() -> Outcome:
     # dimensional analysis: eta must scale as 1/sigma (Thm 2's sigma_j^2/sigma_1^3 does,
     # Thm 1's sigma_j^2/sigma_1 does not)
     c = 7.0
-    base = _gd(target, 1e-2 * A0, 1e-2 * B0, eta, 60)
-    scaled = _gd(c * target, math.sqrt(c) * 1e-2 * A0, math.sqrt(c) * 1e-2 * B0, eta / c, 60)
+    base = lora_gd(target, 1e-2 * A0, 1e-2 * B0, eta, 60)
+    scaled = lora_gd(c * target, math.sqrt(c) * 1e-2 * A0, math.sqrt(c) * 1e-2 * B0, eta / c, 60)
     errs.append(max(rel(s, c * b) for s, b in zip(scaled, base, strict=True)))
     return Outcome(max(errs), "; ".join(lines))

@@ -37,7 +37,7 @@ PAPER = "SeqLoRA"
 Loss = Callable[..., torch.Tensor]
 
 
-def _bilinear(X: torch.Tensor, Y: torch.Tensor) -> Loss:
+def bilinear_loss(X: torch.Tensor, Y: torch.Tensor) -> Loss:
     """L(A, B) = 1/2 ||Y - A B^T X||_F^2: one linear layer, SeqLoRA's convention."""
 
     def loss(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
@@ -246,7 +246,7 @@ def eq15_cross_hessian() -> Outcome:
     g = gen(15)
     n, m, r, p, alpha = 4, 5, 2, 7, 0.3
     X, Y = randn(g, m, p) / math.sqrt(p), randn(g, n, p)
-    models = {"bilinear": _bilinear(X, Y), "nonlinear": _nonlinear(X, Y, 0.3 * randn(g, n, m))}
+    models = {"bilinear": bilinear_loss(X, Y), "nonlinear": _nonlinear(X, Y, 0.3 * randn(g, n, m))}
     errs, cross_share = [], []
     for name, loss in models.items():
         A, B, gA = randn(g, n, r), randn(g, m, r), randn(g, n, r)
@@ -325,7 +325,7 @@ def alg1_reading() -> Outcome:
         literal.append(g_B[layer] - alpha * h)
     per_layer = [rel(lit, f) for lit, f in zip(literal, full, strict=True)]
     # S_B = 2 on one layer: second local step with stale A~ and Hessian point
-    one = _bilinear(X, Y)
+    one = bilinear_loss(X, Y)
     A, B = randn(g, n, r), randn(g, m, r)
     errs = [rel(geo.bilevel_reduced_gradient(one, A, B, alpha), _phi_autograd(one, A, B, alpha))]
     A_tilde = A - alpha * _grad(one, A, B)[0]
@@ -382,7 +382,7 @@ def thm1_algebra() -> Outcome:
     return Outcome(float(residual) + gate(all(peaks)), f"{residual} non-vanishing identities")
 
 
-def _region_constants(
+def region_constants(
     X: torch.Tensor, Y: torch.Tensor, r: int, a0: float, b: float, alpha: float
 ) -> dict[str, float]:
     """Constants of Assumption 1 for 1/2||Y - A B^T X||^2 on ||A0||_2 <= a0, ||B||_2 <= b.
@@ -445,9 +445,9 @@ def lemma4_lipschitz() -> Outcome:
     # bilinear least squares: rho > 0, constants on a ball
     p, alpha, b = 6, 0.05, 1.0
     X, Y = randn(g, m, p) / math.sqrt(p), randn(g, n, p)
-    loss = _bilinear(X, Y)
+    loss = bilinear_loss(X, Y)
     A0 = 0.7 * randn(g, n, r)
-    k = _region_constants(X, Y, r, spec(A0), b, alpha)
+    k = region_constants(X, Y, r, spec(A0), b, alpha)
     worst, inside = 0.0, True
     for scale in (1.0, 1e-3):
         for _ in range(15):
@@ -471,6 +471,28 @@ def lemma4_lipschitz() -> Outcome:
     )
 
 
+def descent_step_sizes(
+    X: torch.Tensor, Y: torch.Tensor, r: int, a0: float, b: float
+) -> tuple[float, float]:
+    """Step sizes alpha < 1/L and beta < 1/L_Phi (0.9 of each bound) of Thm 1 for
+    1/2||Y - A B^T X||^2 on the region of :func:`region_constants`; L grows with alpha (the
+    region for A widens by alpha ||grad_A L||), so alpha is shrunk once more to fit."""
+    alpha = 0.9 / region_constants(X, Y, r, a0, b, 0.0)["L"]
+    alpha = min(alpha, 0.9 / region_constants(X, Y, r, a0, b, alpha)["L"])
+    return alpha, 0.9 / region_constants(X, Y, r, a0, b, alpha)["L_phi"]
+
+
+def alg1_step(
+    loss: Loss, A: torch.Tensor, B: torch.Tensor, B_int: torch.Tensor, alpha: float, beta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of Alg. 1 with S_B = S_A' = 1 and the exact projection: B moves along the
+    reduced gradient grad Phi (Eq. 15) projected off span(B_int), then A takes one gradient
+    step at the new B (Eq. 18). Returns (A+, B+)."""
+    grad_phi = geo.bilevel_reduced_gradient(loss, A, B, alpha)
+    B_new = geo.regularized_complement_projection(B - beta * grad_phi, B_int, 0.0)
+    return A - alpha * _grad(loss, A, B_new)[0], B_new
+
+
 @claim(
     "seqlora.thm1.descent",
     paper=PAPER,
@@ -486,18 +508,14 @@ def thm1_descent() -> Outcome:
     g = gen(43)
     n, m, r, p, K = 3, 6, 2, 8, 150
     X, Y = randn(g, m, p) / math.sqrt(p), randn(g, n, p)
-    loss = _bilinear(X, Y)
+    loss = bilinear_loss(X, Y)
     B_int = randn(g, m, 2)
     A = 0.5 * randn(g, n, r)
     B = geo.regularized_complement_projection(0.5 * randn(g, m, r), B_int, 0.0)
     a0, b_R = 2.0, 2.0  # region: ||A||_2 <= a0 (for A^(k)), ||B||_2 <= b_R
-    k = _region_constants(X, Y, r, a0, b_R, 0.0)
-    alpha = 0.9 / k["L"]
-    k = _region_constants(X, Y, r, a0, b_R, alpha)  # L grows with a = a0 + alpha ...
-    alpha = min(alpha, 0.9 / k["L"])
-    k = _region_constants(X, Y, r, a0, b_R, alpha)
+    alpha, beta = descent_step_sizes(X, Y, r, a0, b_R)
+    k = region_constants(X, Y, r, a0, b_R, alpha)
     L, L_phi = k["L"], k["L_phi"]
-    beta = 0.9 / L_phi
     errs, ratios, inside = [], [], alpha < 1 / L and beta < 1 / L_phi
     F0 = float(loss(A, B))
     gA0 = float(_grad(loss, A, B)[0].norm())
@@ -507,8 +525,7 @@ def thm1_descent() -> Outcome:
         gA = _grad(loss, A, B)[0]
         A_tilde = A - alpha * gA
         grad_phi = geo.bilevel_reduced_gradient(loss, A, B, alpha)
-        B_new = geo.regularized_complement_projection(B - beta * grad_phi, B_int, 0.0)
-        A_new = A - alpha * _grad(loss, A, B_new)[0]  # Eq. 18, S_A' = 1
+        A_new, B_new = alg1_step(loss, A, B, B_int, alpha, beta)
         F_new = float(loss(A_new, B_new))
         Pg = geo.regularized_complement_projection(grad_phi, B_int, 0.0)
         errs.append(float((B_int.T @ B_new).norm() / (B_int.norm() * B_new.norm())))

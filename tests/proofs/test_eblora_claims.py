@@ -87,3 +87,16 @@ PERTURBATIONS: dict[str, tuple[str, Callable, set[str]]] = {
     test_perturbed_formula_fails,
     test_every_numeric_check_is_falsified,
 ) = paper_claim_tests("eblora.", REQUIRED, FINDINGS, in_module(geo, PERTURBATIONS))
+
+
+def test_projection_leak_of_the_notebook_modes():
+    """The walkthrough's plain Stiefel projection drifts into span(P); EBLoRA's step does not."""
+    from proofs._helpers import gen, orthonormal, randn
+    from proofs.eblora import projection_leak
+
+    g = gen(0)
+    P = orthonormal(g, 8, 3)
+    V0 = geo.polar_retraction(randn(g, 2, 8) @ (torch.eye(8, dtype=torch.float64) - P @ P.T))
+    sgd, restricted = (projection_leak(V0, P, g, mode) for mode in ("sgd", "restricted"))
+    assert len(sgd) == len(restricted) == 30
+    assert sgd[-1] > 1e-2 and max(restricted) < 1e-12

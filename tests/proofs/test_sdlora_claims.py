@@ -3,6 +3,7 @@ perturbed formula."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pytest
@@ -88,3 +89,15 @@ def test_normalized_direction_rejects_unknown_norm():
     A, B = torch.randn(2, 4), torch.randn(3, 2)
     with pytest.raises(ValueError, match="norm"):
         geo.normalized_direction(A, B, norm="spectral")
+
+
+def test_logistic_times_closed_form():
+    """Rank 1, U = V = I: p_1(0) = (a + b)^2 / 4 for A = (a, 0), B = (b, 0)^T."""
+    from proofs.sdlora import logistic_times
+
+    f64 = torch.float64
+    eye = torch.eye(2, dtype=f64)
+    A, B = torch.tensor([[0.01, 0.0]], dtype=f64), torch.tensor([[0.03], [0.0]], dtype=f64)
+    sigma = torch.tensor([2.0, 1.0], dtype=f64)
+    (t,) = logistic_times(eye, eye, sigma, A, B, 0.1)
+    assert t == pytest.approx(math.log(2.0 / (0.04**2 / 4)) / (2 * math.log(1.2)), rel=1e-12)
