@@ -88,7 +88,7 @@ def test_adapter_gradients_equal_dense_reference():
 def test_freeze_and_add_per_task_components():
     layer = make()
     layer.add_component(rank=2)
-    layer.freeze_components()
+    layer.set_trainable(False)
     new = layer.add_component(rank=2)
     flags = [(i, c.A.requires_grad) for s, i, c in layer.iter_components()]
     assert flags == [(0, False), (1, True), (0, False), (1, True)]

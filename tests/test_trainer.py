@@ -17,7 +17,7 @@ from janus.core.errors import (
 )
 from janus.core.results import metrics_of, read_record
 from janus.methods import METHODS
-from janus.train.trainer import LOCK_NAME, run, run_dir
+from janus.train.trainer import LOCK_NAME, Run, run, run_dir
 
 
 def tiny(*overrides):
@@ -295,3 +295,19 @@ def test_training_a_stream_in_pieces_equals_one_execute(tmp_path):
         pieces.train_tasks(1)
     pieces.train_tasks(save=False)
     assert pieces.record("complete")["accuracy_matrix"] == whole["accuracy_matrix"]
+
+
+@pytest.mark.parametrize("method, extra", [("bilora", []), ("janus-lora", []),
+                                           ("lora-drs", ["method.params.gr=True"])])
+def test_a_run_removes_the_forward_hooks_its_method_registered(tmp_path, method, extra):
+    """Hooks go through ``Method.forward_hook`` (one per block here) and are gone after the run."""
+    cfg = apply_overrides(profile("smoke"), [f"method.name={method}", "data.num_tasks=2",
+                                             "data.num_classes=6", "train.epochs=1", *extra])
+    started = Run(cfg, tmp_path / "a", progress=False)
+    started.start()
+    assert len(started.method.hooks) == len(started.model.adapters)
+    assert all(len(a._forward_hooks) == 1 for a in started.model.adapters)
+    finished = Run(cfg, tmp_path / "b", progress=False)
+    assert finished.execute(resume=False)["status"] == "complete"
+    assert not finished.method.hooks
+    assert not any(a._forward_hooks for a in finished.model.adapters)

@@ -20,11 +20,14 @@ sets ``owns_step = True`` and implements :meth:`Method.train_step`, which replac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from janus.core.config import RunConfig
 from janus.core.errors import ConfigError
@@ -53,6 +56,9 @@ class TaskContext:
     def label_offset(self) -> int:
         return self.task.labels.start
 
+
+ForwardHook = Callable[[nn.Module, tuple, Any], Any]
+"""A PyTorch forward hook ``fn(module, inputs, output)``."""
 
 METHODS: dict[str, type[Method]] = {}
 """Every registered method class by name (filled by ``Method.__init_subclass__``)."""
@@ -121,11 +127,25 @@ class Method:
             raise ConfigError(f"method {self.name!r}: {err}; `janus list --method {self.name}` "
                               f"lists its parameters") from None
         self.params = {**self.defaults, **given}
+        self.hooks: list[RemovableHandle] = []
+        """Handles of the hooks registered through :meth:`forward_hook`."""
         self.init_state()
 
     def init_state(self) -> None:
         """At construction, once ``self.cfg``, ``self.params`` and ``self.settings`` are set:
         the method's own (empty) state. Override this instead of ``__init__``."""
+
+    def forward_hook(self, module: nn.Module, fn: ForwardHook) -> None:
+        """Register ``fn`` as a forward hook of ``module`` (PyTorch's ``fn(module, inputs,
+        output)``; a returned tensor replaces the output) for the rest of the run: the loop
+        removes it with :meth:`remove_hooks` when the run ends, also on failure."""
+        self.hooks.append(module.register_forward_hook(fn))
+
+    def remove_hooks(self) -> None:
+        """Remove every hook registered through :meth:`forward_hook`."""
+        for handle in self.hooks:
+            handle.remove()
+        self.hooks.clear()
 
     # ----------------------------------------------------------------- hooks
     def setup(self, model: ContinualViT) -> None:
@@ -145,8 +165,14 @@ class Method:
         self, model: ContinualViT, images: torch.Tensor, targets: torch.Tensor, ctx: TaskContext
     ) -> torch.Tensor:
         """Cross-entropy over the current task's head only (InfLoRA protocol)."""
-        logits = model.heads[ctx.index](self.features(model, images))
-        return F.cross_entropy(logits, targets - ctx.label_offset)
+        return self.head_loss(model, self.features(model, images), targets, ctx)
+
+    def head_loss(
+        self, model: ContinualViT, features: torch.Tensor, targets: torch.Tensor, ctx: TaskContext
+    ) -> torch.Tensor:
+        """Cross-entropy of the current task's head on ``features`` against the targets as
+        labels of the task (``targets - ctx.label_offset``)."""
+        return F.cross_entropy(model.heads[ctx.index](features), targets - ctx.label_offset)
 
     def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Rewrite gradients in place before the optimizer step (no-op by default)."""

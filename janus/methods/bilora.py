@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from janus.core.errors import ConfigError
-from janus.methods.base import Method, TaskContext
+from janus.methods.base import ForwardHook, Method, TaskContext
 from janus.methods.params import Params, param
 from janus.model.continual import ContinualViT
 from janus.model.lora import LoRAQKV
@@ -93,7 +93,7 @@ class BiLoRA(Method, name="bilora", params=BiLoRAParams):
         self.frozen = [{s: torch.zeros(self.d, self.d, device=model.device) for s in ad.slices}
                        for ad in model.adapters]
         for i, adapter in enumerate(model.adapters):
-            adapter.register_forward_hook(self.hook(i))
+            self.forward_hook(adapter, self.update_adder(i))
 
     def slice_update(self, block: int, s: str, slot: int) -> torch.Tensor:
         """Frozen sum plus, during a task, its current Fourier update."""
@@ -102,7 +102,10 @@ class BiLoRA(Method, name="bilora", params=BiLoRAParams):
             w = w + fourier_update(self.coeffs[slot], self.support, self.d, self.params["alpha"])
         return w
 
-    def hook(self, block: int):
+    def update_adder(self, block: int) -> ForwardHook:
+        """The forward hook of block ``block``: adds each slice's :meth:`slice_update` to the
+        fused qkv output."""
+
         def add_updates(module: LoRAQKV, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
             x = inputs[0]
             parts = list(output.split(module.slice_dim, dim=-1))

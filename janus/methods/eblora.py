@@ -97,8 +97,7 @@ class EBLoRA(Method, name="eblora", params=EBLoRAParams):
 
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Freeze earlier updates; add and initialise this task's ``(U, Vt, m)`` per slice."""
-        for adapter in model.adapters:
-            adapter.freeze_components()
+        model.set_lora_trainable(False)
         grads = self.task_gradients(model, ctx) if self.params["init"] == "gradient" else None
         self.updates = []
         for i, added in enumerate(model.add_lora_components()):

@@ -17,5 +17,4 @@ class Finetune(Method, name="finetune"):
             model.add_lora_components()
 
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
-        for comp in model.lora_components():
-            comp.set_trainable(True)
+        model.set_lora_trainable(True)

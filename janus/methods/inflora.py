@@ -107,8 +107,7 @@ class InfLoRA(Method, name="inflora", params=InfLoRAParams):
     @torch.no_grad()
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Freeze the earlier components; add task t's with ``A_t`` designed and frozen."""
-        for comp in model.lora_components():
-            comp.set_trainable(False)
+        model.set_lora_trainable(False)
         grams = self.task_grams(model, ctx)
         for i, added in enumerate(model.add_lora_components()):
             for comp in added.values():

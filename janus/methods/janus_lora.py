@@ -87,6 +87,19 @@ def union_basis(
     return (u @ vectors[:, order]).contiguous(), torch.diag(values[order])
 
 
+@dataclass
+class BlockState:
+    """Janus-LoRA's state of one block: the capture of its qkv inputs (and of ``G_W V``), its
+    online basis V (d_in x k, Eq. 8-10), the historical basis updates are protected from
+    (None before the first task ends) and, with ``memory=union``, that basis' energy matrix
+    (:func:`union_basis`)."""
+
+    capture: ActivationCapture
+    online: torch.Tensor
+    history: torch.Tensor | None = None
+    energy: torch.Tensor | None = None
+
+
 @dataclass(frozen=True)
 class JanusLoRAParams(Params):
     oe: bool = param(True, "Online Estimation of each block's input basis (Sec. 3.3.3, Eq. 8-10)")
@@ -139,14 +152,39 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
             raise ConfigError(f"{self.name} exact_safe=True needs a protected basis (oe=True)")
         if self.params["memory"] == "union":
             self.version = 2  # 2: at its cap the union keeps the highest-energy directions
-        self.captures: list[ActivationCapture] = []
-        self.online: list[torch.Tensor] = []
-        self.history: list[torch.Tensor | None] = []
-        self.energy: list[torch.Tensor | None] = []
-        """memory=union: the energy matrix of each history basis (see :func:`union_basis`)."""
+        self.blocks: list[BlockState] = []
+        """One state per block of the model (:meth:`setup`)."""
         self.old_prototypes: torch.Tensor | None = None
-        self.projection: list[torch.Tensor | None] = []
         self.pending_steps: list[tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    # ------------------------------------------------------------------ per-block views
+    @property
+    def captures(self) -> list[ActivationCapture]:
+        return [b.capture for b in self.blocks]
+
+    @property
+    def online(self) -> list[torch.Tensor]:
+        """The online bases, block by block."""
+        return [b.online for b in self.blocks]
+
+    @online.setter
+    def online(self, bases: list[torch.Tensor]) -> None:
+        for block, v in zip(self.blocks, bases, strict=True):
+            block.online = v
+
+    @property
+    def history(self) -> list[torch.Tensor | None]:
+        """The historical bases, block by block."""
+        return [b.history for b in self.blocks]
+
+    @history.setter
+    def history(self, bases: list[torch.Tensor | None]) -> None:
+        for block, v in zip(self.blocks, bases, strict=True):
+            block.history = v
+
+    def projection(self, block: BlockState) -> torch.Tensor | None:
+        """The basis the block's updates are projected off in this task (None: none)."""
+        return block.history if self.protects else None
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -165,29 +203,25 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
     def setup(self, model: ContinualViT) -> None:
         if not model.lora_components():
             model.add_lora_components()
-        self.captures = [ActivationCapture(a) for a in model.adapters]
-        self.online, self.history, self.energy = [], [], []
+        self.blocks = []
         for adapter in model.adapters:
             d = adapter.in_features
             g = torch.randn(d, self.rank_k(d), dtype=torch.float32)
-            self.online.append(geo.qr_retraction(g).to(model.device))
-            self.history.append(None)
-            self.energy.append(None)
+            capture = ActivationCapture(adapter, self.forward_hook)
+            self.blocks.append(BlockState(capture, geo.qr_retraction(g).to(model.device)))
 
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
-        for comp in model.lora_components():
-            comp.set_trainable(True)
-        for cap, hist in zip(self.captures, self.history, strict=True):
-            cap.keep_inputs = self.params["oe"]
-            cap.basis = hist if self.protects and self.params["gr"] else None
-        self.projection = list(self.history) if self.protects else [None] * len(self.history)
+        model.set_lora_trainable(True)
+        for block in self.blocks:
+            block.capture.keep_inputs = self.params["oe"]
+            block.capture.basis = self.projection(block) if self.params["gr"] else None
 
     # ------------------------------------------------------------------ loss
     def loss(self, model, images, targets, ctx):
         feats = self.features(model, images)
-        y = targets - ctx.label_offset
-        loss = F.cross_entropy(model.heads[ctx.index](feats), y)
+        loss = self.head_loss(model, feats, targets, ctx)
         if self.params["dml"]:
+            y = targets - ctx.label_offset
             loss = loss + self.params["lambda_dml"] * self.dml_loss(feats, y)
         return loss
 
@@ -207,10 +241,10 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
 
     # ------------------------------------------------------------------ gradients
     def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
-        for cap, basis in zip(self.captures, self.projection, strict=True):
+        for block in self.blocks:
+            cap, basis = block.capture, self.projection(block)
             adapter = cap.adapter
-            for s in adapter.slices:
-                comp = adapter.components[s][0]
+            for s, comp in adapter.task_components(0).items():
                 if comp.A.grad is None or comp.B.grad is None:
                     continue
                 if self.params["gr"]:
@@ -225,9 +259,9 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
         if self.params["exact_safe"]:
             self.pending_steps = [
                 (comp, basis, comp.A.detach().clone(), comp.B.detach().clone())
-                for cap, basis in zip(self.captures, self.projection, strict=True)
-                if basis is not None
-                for comp in (cap.adapter.components[s][0] for s in cap.adapter.slices)
+                for block in self.blocks
+                if (basis := self.projection(block)) is not None
+                for comp in block.capture.adapter.task_components(0).values()
             ]
         if self.params["oe"]:
             self.estimate()
@@ -249,14 +283,15 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
     @torch.no_grad()
     def estimate(self) -> None:
         """One OE step (Eq. 9-10) per block on the batch's input activations."""
-        for i, cap in enumerate(self.captures):
+        for block in self.blocks:
+            cap = block.capture
             if cap.x is None:
                 continue
             # on the device, without a host synchronisation; float64 as Python's division
             energy = cap.x.pow(2).sum().double()
             lr = self.params["oe_lr"] / energy.clamp_min(torch.finfo(torch.float64).tiny)
-            step = geo.online_estimation_step(self.online[i], cap.x, lr)
-            self.online[i] = torch.where(energy > 0, step, self.online[i])  # no step on x = 0
+            step = geo.online_estimation_step(block.online, cap.x, lr)
+            block.online = torch.where(energy > 0, step, block.online)  # no step on x = 0
             cap.x = None
 
     # ------------------------------------------------------------------ tasks
@@ -272,21 +307,22 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
         the snapshot's energy comes from one pass over the task's training images, test
         transform, with the training run's RNG untouched)."""
         if self.params["memory"] == "snapshot":
-            for i, v in enumerate(self.online):
-                self.history[i] = v.clone()
+            for block in self.blocks:
+                block.history = block.online.clone()
             return
         with torch.random.fork_rng(devices=[]):
             grams = input_grams(model, ctx.stream.eval_loader(ctx.task.train_plain),
                                 torch.float64)
-        for i, (v, gram) in enumerate(zip(self.online, grams, strict=True)):
+        for block, gram in zip(self.blocks, grams, strict=True):
+            v = block.online
             vd = v.to(gram.device, torch.float64)
             energy = (vd.T @ gram @ vd / gram.trace().clamp_min(1e-300)).to(v)
-            old = self.history[i]
-            if old is None:
-                self.history[i], self.energy[i] = v.clone(), energy
+            if block.history is None:
+                block.history, block.energy = v.clone(), energy
                 continue
             cap = self.params["max_rank"] or v.shape[0] // 2
-            self.history[i], self.energy[i] = union_basis(old, v, cap, self.energy[i], energy)
+            block.history, block.energy = union_basis(block.history, v, cap, block.energy,
+                                                      energy)
 
     def store_prototypes(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Normalised mean normalised feature of each class of the finished task."""
@@ -299,7 +335,7 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
         return {
             "online": self.online,
             "history": self.history,
-            "energy": self.energy,
+            "energy": [b.energy for b in self.blocks],
             "old_prototypes": self.old_prototypes,
         }
 
@@ -307,7 +343,9 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
         self.online = list(state["online"])
         self.history = list(state["history"])
         # checkpoints from before the energies: the cap falls back to the singular order
-        self.energy = list(state.get("energy", [None] * len(self.history)))
+        for block, energy in zip(self.blocks, state.get("energy", [None] * len(self.blocks)),
+                                 strict=True):
+            block.energy = energy
         self.old_prototypes = state["old_prototypes"]
 
 
@@ -330,8 +368,8 @@ class LoRAGPM(JanusLoRA, name="lora-gpm", params=LoRAGPMParams):
         grams = input_grams(model, ctx.stream.eval_loader(ctx.task.train_plain), torch.float64)
         eps = min(1.0, self.params["threshold"] + self.params["threshold_step"] * ctx.index)
         d = model.adapters[0].in_features
-        for i, gram in enumerate(grams):
-            old = self.history[i]
+        for block, gram in zip(self.blocks, grams, strict=True):
+            old = block.history
             old = torch.zeros(d, 0, dtype=torch.float64) if old is None else old.double().cpu()
             new = geo.grown_basis(old, gram.cpu(), eps, d - model.lora.rank)
-            self.history[i] = new.float().to(model.device) if new.shape[1] else None
+            block.history = new.float().to(model.device) if new.shape[1] else None

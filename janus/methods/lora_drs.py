@@ -40,7 +40,7 @@ from janus.methods.params import Params, param
 from janus.methods.prototypes import NearestMeanClassifier
 from janus.methods.rectification import ActivationCapture, rectified_gradients
 from janus.model.continual import ContinualViT
-from janus.model.lora import LoRAComponent
+from janus.model.lora import LoRAComponent, negated
 
 
 def drift_resistant_basis(gram: torch.Tensor, energy: float) -> torch.Tensor:
@@ -80,6 +80,26 @@ def augmented_triplet_loss(
     return F.relu(d_ap[ok] - d_an[ok] + margin).mean()
 
 
+@dataclass
+class DriftSpace:
+    """One block's drift-resistant space in the current task (step 1): the basis ``U_k``
+    (d x k, float64, CPU) and the step projector ``U_k U_k^T / sqrt(k)`` (float32)."""
+
+    basis: torch.Tensor
+    projector: torch.Tensor
+
+
+@dataclass
+class TaskPair:
+    """One slice's pair of the current task and, while a step is projected (step 2), its
+    factors before the optimiser's step."""
+
+    block: int
+    slice: str
+    comp: LoRAComponent
+    before: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
 @dataclass(frozen=True)
 class LoRADRSParams(Params):
     energy: float = param(0.99, "eigenvalue energy of the drift-resistant space", low=0,
@@ -101,12 +121,22 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
     LoRA-subtracted features, augmented triplet loss, nearest-prototype evaluation."""
 
     def init_state(self) -> None:
-        self.projectors: list[torch.Tensor] | None = None
-        self.bases: list[torch.Tensor] | None = None
-        self.prototypes: torch.Tensor | None = None
-        self.current: list[tuple[int, str, LoRAComponent]] = []
-        self.before: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.spaces: list[DriftSpace] | None = None
+        """Per block, the current task's drift-resistant space (None in task 0)."""
+        self.pairs: list[TaskPair] = []
         self.captures: list[ActivationCapture] = []
+        """``gr``: per block, the capture of ``G_W U`` for the rectification."""
+        self.prototypes: torch.Tensor | None = None
+
+    @property
+    def projectors(self) -> list[torch.Tensor] | None:
+        """The step projectors of the blocks (None in task 0)."""
+        return None if self.spaces is None else [space.projector for space in self.spaces]
+
+    @property
+    def current(self) -> list[tuple[int, str, LoRAComponent]]:
+        """``(block, slice, component)`` of the current task's pairs."""
+        return [(pair.block, pair.slice, pair.comp) for pair in self.pairs]
 
     # ------------------------------------------------------------------ tasks
     def setup(self, model: ContinualViT) -> None:
@@ -115,25 +145,25 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
             raise ConfigError(f"{self.name} projects B's step with the input-space projector, "
                               f"which needs square projections; got {a.slice_dim}x{a.in_features}")
         if self.params["gr"]:
-            self.captures = [ActivationCapture(a) for a in model.adapters]
+            self.captures = [ActivationCapture(a, self.forward_hook) for a in model.adapters]
             for cap in self.captures:
                 cap.keep_inputs = False
 
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
-        for comp in model.lora_components():
-            comp.set_trainable(False)
-        self.projectors = self.bases = None
+        model.set_lora_trainable(False)
+        self.spaces = None
         if ctx.index > 0:
-            grams = self.subtracted_grams(model, ctx)
-            self.bases = [drift_resistant_basis(g, self.params["energy"]) for g in grams]
-            self.projectors = [(U @ U.T / U.shape[1] ** 0.5).float() for U in self.bases]
+            bases = [drift_resistant_basis(g, self.params["energy"])
+                     for g in self.subtracted_grams(model, ctx)]
+            self.spaces = [DriftSpace(U, (U @ U.T / U.shape[1] ** 0.5).float()) for U in bases]
         for i, cap in enumerate(self.captures):
-            cap.basis = None if self.bases is None else self.bases[i].float().to(model.device)
-        self.current = []
+            cap.basis = None if self.spaces is None else self.spaces[i].basis.float().to(
+                model.device)
+        self.pairs = []
         for i, added in enumerate(model.add_lora_components()):
             for s, comp in added.items():
                 self.init_b(comp)
-                self.current.append((i, s, comp))
+                self.pairs.append(TaskPair(i, s, comp))
 
     def init_b(self, comp: LoRAComponent) -> None:
         """One N(0, b_init_std^2) entry per column at a random row (the code's ``sparse_``)."""
@@ -147,23 +177,15 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
     def subtracted_grams(self, model: ContinualViT, ctx: TaskContext) -> list[torch.Tensor]:
         """Per block, the Gram of the qkv inputs over the task's training batches (training
         augmentation, a generator of its own) with every earlier component negated."""
-        comps = model.lora_components()
-        saved = [c.gain for c in comps]
-        minus_one = torch.tensor(-1.0, device=model.device)
-        for c in comps:
-            c.gain = lambda: minus_one
         gen = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,))))
-        try:
+        with negated(model.lora_components()):
             grams = input_grams(model, ctx.stream.train_loader(ctx.task, gen), torch.float64)
-        finally:
-            for c, g in zip(comps, saved, strict=True):
-                c.gain = g
         return [g.cpu() for g in grams]
 
     def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
         """The new pairs; the head with ``head_lr`` when set."""
         head = list(model.heads[ctx.index].parameters())
-        adapters = [p for _, _, c in self.current for p in (c.A, c.B)]
+        adapters = [p for pair in self.pairs for p in (pair.comp.A, pair.comp.B)]
         head_group: dict[str, Any] = {"params": head}
         if self.params["head_lr"] is not None:
             head_group["lr"] = self.params["head_lr"]
@@ -171,9 +193,9 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
 
     def loss(self, model, images, targets, ctx):
         feats = self.features(model, images)
-        y = targets - ctx.label_offset
-        loss = F.cross_entropy(model.heads[ctx.index](feats), y)
+        loss = self.head_loss(model, feats, targets, ctx)
         if self.params["lambda_atl"] > 0:
+            y = targets - ctx.label_offset
             old = None if self.prototypes is None else F.normalize(self.prototypes, dim=-1)
             atl = augmented_triplet_loss(F.normalize(feats.float(), dim=-1), y, old,
                                          self.params["margin"])
@@ -183,20 +205,22 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
     def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
         if self.params["gr"]:
             self.rectify()
-        elif self.projectors is not None:
-            self.before = [(c.A.detach().clone(), c.B.detach().clone())
-                           for _, _, c in self.current]
+        elif self.spaces is not None:
+            for pair in self.pairs:
+                pair.before = (pair.comp.A.detach().clone(), pair.comp.B.detach().clone())
 
     def rectify(self) -> None:
         """``gr``: the new pairs' gradients rectified towards ``G_W U U^T / sqrt(k)`` (towards
         the raw ``G_W`` in task 0, where nothing is projected)."""
-        for i, s, comp in self.current:
-            if self.bases is None:
+        for pair in self.pairs:
+            comp = pair.comp
+            if self.spaces is None:
                 comp.A.grad, comp.B.grad = rectified_gradients(comp, self.params["gamma"])
                 continue
-            cap, U = self.captures[i], self.captures[i].basis
+            cap = self.captures[pair.block]
+            U = cap.basis
             comp.A.grad, comp.B.grad = rectified_gradients(
-                comp, self.params["gamma"], U, cap.gw_v[s], keep=0.0,
+                comp, self.params["gamma"], U, cap.gw_v[pair.slice], keep=0.0,
                 basis_weight=U.shape[1] ** -0.5,
             )
         for cap in self.captures:
@@ -206,10 +230,11 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
         """The optimiser's step of the new pairs, projected: ``dA P`` and ``P dB`` (not with
         ``gr``, whose gradients are already rectified towards the projected gradient)."""
-        if self.projectors is None or self.params["gr"]:
+        if self.spaces is None or self.params["gr"]:
             return
-        for (i, _, comp), (a_old, b_old) in zip(self.current, self.before, strict=True):
-            P = self.projectors[i].to(comp.A)
+        for pair in self.pairs:
+            comp, (a_old, b_old) = pair.comp, pair.before
+            P = self.spaces[pair.block].projector.to(comp.A)
             comp.A.copy_(a_old + (comp.A - a_old) @ P)
             comp.B.copy_(b_old + P @ (comp.B - b_old))
-        self.before = []
+            pair.before = None

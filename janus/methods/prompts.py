@@ -86,8 +86,7 @@ class PromptMethod(Method):
     ) -> torch.Tensor:
         """CE over the current task's head plus the method's term."""
         feats, extra = self.forward(model, images, ctx.index + 1, train=True)
-        logits = model.heads[ctx.index](feats)
-        return F.cross_entropy(logits, targets - ctx.label_offset) + extra
+        return self.head_loss(model, feats, targets, ctx) + extra
 
     @torch.no_grad()
     def predict(self, model: ContinualViT, images: torch.Tensor, num_tasks: int) -> torch.Tensor:

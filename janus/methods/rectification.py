@@ -12,6 +12,8 @@ captured per step by :class:`ActivationCapture` (rank r + k work per slice).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from janus.core import geometry as geo
@@ -25,14 +27,17 @@ class ActivationCapture:
     products ``G_W V = Gy^T (X V)`` per adapted slice (d_out x k) for GR.
     """
 
-    def __init__(self, adapter: LoRAQKV) -> None:
+    def __init__(self, adapter: LoRAQKV, register: Callable[[LoRAQKV, Callable], None]) -> None:
+        """``register(adapter, fn)`` adds the forward hook, e.g. a method's
+        :meth:`~janus.methods.base.Method.forward_hook` (which removes it at the end of the
+        run)."""
         self.adapter = adapter
         self.keep_inputs = True
         self.basis: torch.Tensor | None = None
         """Basis V whose products G_W V are captured (None: capture none)."""
         self.x: torch.Tensor | None = None
         self.gw_v: dict[str, torch.Tensor] = {}
-        self.handle = adapter.register_forward_hook(self._forward)
+        register(adapter, self._forward)
 
     def _forward(self, module: LoRAQKV, inputs: tuple, output: torch.Tensor) -> None:
         if not (torch.is_grad_enabled() and output.requires_grad):

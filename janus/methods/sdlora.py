@@ -92,7 +92,7 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
             raise ConfigError(f"{self.name} needs lora.scale != 0 (it divides the output)")
         self.alphas = nn.Parameter(torch.zeros(0))
         self.frozen_alphas = torch.zeros(0)
-        self.raw: int | None = None
+        self.unnormalized: int | None = None
         """Index of the component that enters un-normalised (``current="raw"``, in training)."""
 
     # ------------------------------------------------------------------ structure
@@ -100,11 +100,11 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
         """LoRA rank of the component of (0-based) task ``task``."""
         return self.cfg.lora.rank
 
-    def hook(self, comp: LoRAComponent, k: int) -> None:
+    def attach_magnitude(self, comp: LoRAComponent, k: int) -> None:
         """Make ``comp`` compute ``alpha_k dir(A, B)`` instead of ``scale B A`` (its gain)."""
 
         def gain() -> torch.Tensor:
-            if k == self.raw:
+            if k == self.unnormalized:
                 return self.alphas[k] / comp.scale
             n = direction_norm(comp.A, comp.B, self.params["norm"])
             return self.alphas[k] / (comp.scale * n)
@@ -113,12 +113,12 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
 
     def setup(self, model: ContinualViT) -> None:
         """Hook the components a resumed model was rebuilt with (one per finished task)."""
-        counts = {len(a.components[s]) for a in model.adapters for s in a.slices}
+        counts = {len(a.slice_components(s)) for a in model.adapters for s in a.slices}
         if len(counts) != 1:
             raise ValueError(f"{self.name} needs as many components in every slice, got {counts}")
         for a in model.adapters:
             for _, k, comp in a.iter_components():
-                self.hook(comp, k)
+                self.attach_magnitude(comp, k)
         n = counts.pop()
         self.alphas = nn.Parameter(torch.full((n,), float(self.params["alpha_init"]),
                                               device=model.device))
@@ -131,19 +131,18 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
         (Table 4 rows 1-2) only task 1 adds a component; later tasks keep it frozen / trained.
         """
         single = self.params["components"] != "per-task"
-        for comp in model.lora_components():
-            comp.set_trainable(self.params["components"] == "single")
+        model.set_lora_trainable(self.params["components"] == "single")
         if single and len(self.alphas):
             return
         k = len(self.alphas)
         for added in model.add_lora_components(self.rank(ctx.index)):
             for comp in added.values():
                 nn.init.kaiming_uniform_(comp.B, a=math.sqrt(5))
-                self.hook(comp, k)
+                self.attach_magnitude(comp, k)
         new = torch.full((1,), float(self.params["alpha_init"]), device=model.device)
         self.alphas = nn.Parameter(torch.cat([self.alphas.detach(), new]))
         self.frozen_alphas = self.alphas.detach()[:-1].clone()
-        self.raw = k if self.params["current"] == "raw" else None
+        self.unnormalized = k if self.params["current"] == "raw" else None
 
     def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
         """The current component and head, and all magnitudes (Alg. 1 line 7)."""
@@ -152,7 +151,7 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
 
     def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         """From now on the task's direction enters normalised (also with ``current="raw"``)."""
-        self.raw = None
+        self.unnormalized = None
 
     @torch.no_grad()
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
@@ -236,12 +235,10 @@ class SDLoRAKD(SDLoRA, name="sd-lora-kd", params=SDLoRAKDParams):
         sqrt(#projections) (float64, CPU)."""
         parts = [
             geo.normalized_direction(
-                a.components[s][k].A.detach().double().cpu(),
-                a.components[s][k].B.detach().double().cpu(),
-                self.params["norm"],
+                c.A.detach().double().cpu(), c.B.detach().double().cpu(), self.params["norm"]
             ).reshape(-1)
-            for a in model.adapters
-            for s in a.slices
+            for block in model.task_components(k)
+            for c in block.values()
         ]
         return torch.cat(parts) / math.sqrt(len(parts))
 
@@ -262,9 +259,7 @@ class SDLoRAKD(SDLoRA, name="sd-lora-kd", params=SDLoRAKDParams):
         alphas = self.alphas.detach().double().cpu()
         merged = geo.sdlora_absorb_magnitudes(alphas[:t], float(alphas[t]), coeffs)
         self.alphas = nn.Parameter(merged.to(self.alphas))
-        for a in model.adapters:
-            for s in a.slices:
-                del a.components[s][t]
+        model.remove_lora_components(t)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "kd_log": list(self.kd_log)}

@@ -152,12 +152,11 @@ class SeqLoRA(Method, name="seqlora", params=SeqLoRAParams):
 
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Freeze the earlier components, add this task's (Alg. 1 lines 4-5)."""
-        for comp in model.lora_components():
-            comp.set_trainable(False)
+        model.set_lora_trainable(False)
         self.lower, self.upper, self.bases = [], [], []
         for adapter, added in zip(model.adapters, model.add_lora_components(), strict=True):
             for s, comp in added.items():
-                earlier = [c.A.detach().T for c in adapter.components[s][:-1]]
+                earlier = [c.A.detach().T for c in adapter.slice_components(s)[:-1]]
                 d_in = comp.A.shape[1]
                 basis = torch.cat(earlier, dim=1) if earlier else comp.A.new_zeros(d_in, 0)
                 self.lower.append(comp.B)

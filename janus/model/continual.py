@@ -46,7 +46,22 @@ class ContinualViT(nn.Module):
         return [a.add_component(r, self.lora.scale) for a in self.adapters]
 
     def lora_components(self) -> list[LoRAComponent]:
+        """Every component of every block, block by block, slice by slice, in order added."""
         return [c for a in self.adapters for _, _, c in a.iter_components()]
+
+    def task_components(self, k: int) -> list[dict[str, LoRAComponent]]:
+        """Per block, component ``k`` of every adapted slice (a per-task method's task ``k``)."""
+        return [a.task_components(k) for a in self.adapters]
+
+    def remove_lora_components(self, k: int) -> None:
+        """Delete component ``k`` of every slice of every block (SD-LoRA-KD's absorption)."""
+        for a in self.adapters:
+            a.remove_components(k)
+
+    def set_lora_trainable(self, trainable: bool) -> None:
+        """Train (True) or freeze (False) every LoRA component."""
+        for a in self.adapters:
+            a.set_trainable(trainable)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Pre-logit features (the ViT's pooled, normed token)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -102,13 +103,28 @@ class LoRAQKV(nn.Module):
         return added
 
     def iter_components(self) -> Iterator[tuple[str, int, LoRAComponent]]:
+        """``(slice, index in its slice, component)`` of every component."""
         for s in self.slices:
             for i, comp in enumerate(self.components[s]):
                 yield s, i, comp
 
-    def freeze_components(self) -> None:
+    def slice_components(self, name: str) -> list[LoRAComponent]:
+        """The components of slice ``name`` in the order they were added."""
+        return list(self.components[name])
+
+    def task_components(self, k: int) -> dict[str, LoRAComponent]:
+        """Component ``k`` of every adapted slice (a per-task method's task ``k``)."""
+        return {s: self.components[s][k] for s in self.slices}
+
+    def remove_components(self, k: int) -> None:
+        """Delete component ``k`` of every adapted slice; the later ones move down by one."""
+        for s in self.slices:
+            del self.components[s][k]
+
+    def set_trainable(self, trainable: bool) -> None:
+        """Train (True) or freeze (False) every component."""
         for _, _, comp in self.iter_components():
-            comp.set_trainable(False)
+            comp.set_trainable(trainable)
 
     def slice_delta(self, name: str, x: torch.Tensor) -> torch.Tensor | None:
         comps = self.components[name] if name in self.slices else ()
@@ -143,6 +159,30 @@ class LoRAQKV(nn.Module):
         self.base.weight += self.delta_weight()
         for s in self.slices:
             self.components[s] = nn.ModuleList()
+
+
+@contextmanager
+def negated(components: Sequence[LoRAComponent]) -> Iterator[None]:
+    """Within the ``with`` block every component of ``components`` adds minus its update
+    (LoRA-DRS's LoRA subtraction); the gains they had are restored afterwards."""
+    saved = [c.gain for c in components]
+    try:
+        for c, gain in zip(components, saved, strict=True):
+            c.gain = negated_gain(gain, c.A.device)
+        yield
+    finally:
+        for c, gain in zip(components, saved, strict=True):
+            c.gain = gain
+
+
+def negated_gain(
+    gain: Callable[[], torch.Tensor] | None, device: torch.device
+) -> Callable[[], torch.Tensor]:
+    """The gain ``-gain()``, or the constant -1 for a component without a gain."""
+    if gain is not None:
+        return lambda: -gain()
+    minus_one = torch.tensor(-1.0, device=device)
+    return lambda: minus_one
 
 
 def inject_lora(model: nn.Module, slices: Sequence[str] = ("k", "v")) -> list[LoRAQKV]:

@@ -546,8 +546,13 @@ class Run:
                 write_json(self.out_dir / RECORD_NAME, self.record("partial"))
 
     def execute(self, resume: bool) -> dict[str, Any]:
-        self.start(resume)
-        self.train_tasks()
+        """The whole run: :meth:`start`, :meth:`train_tasks`, the complete record; the
+        method's hooks are removed at the end, also on failure."""
+        try:
+            self.start(resume)
+            self.train_tasks()
+        finally:
+            self.method.remove_hooks()
         record = self.record("complete")
         write_json(self.out_dir / RECORD_NAME, record)
         return record
