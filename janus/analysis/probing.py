@@ -32,8 +32,8 @@ def train_observed(
         "started": started,
         "updated": now(),
         "tasks_trained": tasks,
-        "accuracy": [[float(a) for a in run.acc[t, : t + 1]] for t in range(tasks)],
-        "train_seconds": [entry["train_seconds"] for entry in run.task_log],
+        "accuracy": [[float(a) for a in run.state.acc[t, : t + 1]] for t in range(tasks)],
+        "train_seconds": [entry["train_seconds"] for entry in run.state.task_log],
     }
 
 

@@ -17,6 +17,7 @@ import random
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,38 @@ class Observer:
         """After the method's ``after_task`` (not counted in the task's training time)."""
 
 
+@dataclass
+class RunState:
+    """What a run has done so far, the part of its checkpoint besides model and method: the
+    accuracy matrix (row t: after task t; NaN where not evaluated), per finished task the
+    test-image counts and the log entry, and the start time."""
+
+    acc: np.ndarray
+    eval_counts: list[list[list[int]]] = field(default_factory=list)
+    task_log: list[dict[str, Any]] = field(default_factory=list)
+    started: str = field(default_factory=now)
+
+    @classmethod
+    def fresh(cls, num_tasks: int) -> RunState:
+        """Nothing done yet on a stream of ``num_tasks`` tasks."""
+        return cls(np.full((num_tasks, num_tasks), np.nan))
+
+    @property
+    def done(self) -> int:
+        """The number of finished tasks."""
+        return len(self.task_log)
+
+    def checkpoint_entries(self) -> dict[str, Any]:
+        """The checkpoint entries (``acc``, ``eval_counts``, ``task_log``, ``started``)."""
+        return {"acc": self.acc, "eval_counts": self.eval_counts, "task_log": self.task_log,
+                "started": self.started}
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> RunState:
+        """The state stored by :meth:`checkpoint_entries` in a checkpoint."""
+        return cls(state["acc"], state["eval_counts"], state["task_log"], state["started"])
+
+
 class Run:
     """One method on one stream with one seed; see :func:`run`."""
 
@@ -263,11 +296,7 @@ class Run:
         self.backbone_keys = frozenset(self.model.state_dict())
         """The frozen backbone's entries, rebuilt from the config on resume, not checkpointed."""
         self.tasks: dict[int, Task] = {}
-        t = self.stream.num_tasks
-        self.acc = np.full((t, t), np.nan)
-        self.eval_counts: list[list[list[int]]] = []
-        self.task_log: list[dict[str, Any]] = []
-        self.started = now()
+        self.state = RunState.fresh(self.stream.num_tasks)
         self.warned_few_steps = False
 
     # ------------------------------------------------------------------ pieces
@@ -424,7 +453,7 @@ class Run:
 
     # ------------------------------------------------------------------ records
     def record(self, status: str) -> dict[str, Any]:
-        done = len(self.task_log)
+        done = self.state.done
         rec: dict[str, Any] = {
             "schema": SCHEMA,
             "status": status,
@@ -434,17 +463,17 @@ class Run:
             "checkpoint_sha256": self.checkpoint_sha256,
             "method": {"version": self.method.version, "params": self.method.params},
             "data": self.stream.fingerprint,
-            "started": self.started,
+            "started": self.state.started,
             "updated": now(),
             "class_order": [int(c) for c in self.stream.class_order],
-            "accuracy_matrix": matrix_to_json(self.acc),
-            "eval_counts": self.eval_counts,
-            "tasks": self.task_log,
+            "accuracy_matrix": matrix_to_json(self.state.acc),
+            "eval_counts": self.state.eval_counts,
+            "tasks": self.state.task_log,
         }
         if status == "complete":
-            rec["metrics"] = metrics.summary(self.acc)
+            rec["metrics"] = metrics.summary(self.state.acc)
         elif done:
-            rec["metrics_so_far"] = metrics.summary(self.acc[:done, :done])
+            rec["metrics_so_far"] = metrics.summary(self.state.acc[:done, :done])
         return rec
 
     def save_checkpoint(self) -> None:
@@ -452,15 +481,12 @@ class Run:
             "config": self.cfg.to_dict(),
             "method_version": self.method.version,
             "data": self.stream.fingerprint,
-            "completed_tasks": len(self.task_log),
+            "completed_tasks": self.state.done,
             "structure": self.model.structure(),
             "model": {k: v for k, v in self.model.state_dict().items()
                       if k not in self.backbone_keys},
             "method": self.method.state_dict(),
-            "acc": self.acc,
-            "eval_counts": self.eval_counts,
-            "task_log": self.task_log,
-            "started": self.started,
+            **self.state.checkpoint_entries(),
         }
         with atomic_path(self.out_dir / CHECKPOINT_NAME) as tmp:
             torch.save(state, tmp)
@@ -499,10 +525,7 @@ class Run:
                               f"{sorted(set(missing) - self.backbone_keys)[:3]}, unexpected "
                               f"{unexpected[:3]}); pass --force to start over")
         self.method.load_state_dict(state["method"])
-        self.acc = state["acc"]
-        self.eval_counts = state["eval_counts"]
-        self.task_log = state["task_log"]
-        self.started = state["started"]
+        self.state = RunState.from_checkpoint(state)
 
     # ------------------------------------------------------------------ main
     def start(self, resume: bool = False) -> None:
@@ -518,12 +541,12 @@ class Run:
         None: all), filling the accuracy matrix and the task log. ``save`` writes the
         checkpoint and the partial record after each task (probes and tests pass False)."""
         until = self.stream.num_tasks if until is None else until
-        if not len(self.task_log) <= until <= self.stream.num_tasks:
-            raise ValueError(f"cannot train up to task {until}: {len(self.task_log)} of "
+        if not self.state.done <= until <= self.stream.num_tasks:
+            raise ValueError(f"cannot train up to task {until}: {self.state.done} of "
                              f"{self.stream.num_tasks} are done")
         if save:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        for t in range(len(self.task_log), until):
+        for t in range(self.state.done, until):
             try:
                 entry = self.train_task(t)
             except NonFiniteLossError as err:
@@ -537,10 +560,10 @@ class Run:
                     f"the {t} finished task(s) are kept: after lowering the setting, start over "
                     f"with --force (a resumed run must keep its config)") from None
             accs, counts, eval_seconds = self.evaluate(t)
-            self.acc[t, : t + 1] = accs
-            self.eval_counts.append(counts)
+            self.state.acc[t, : t + 1] = accs
+            self.state.eval_counts.append(counts)
             entry["eval_seconds"] = eval_seconds
-            self.task_log.append(entry)
+            self.state.task_log.append(entry)
             if save:
                 self.save_checkpoint()
                 write_json(self.out_dir / RECORD_NAME, self.record("partial"))
