@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from janus.core.errors import ConfigError
-from janus.model.lora import LoRAComponent, LoRAQKV, inject_lora
+from janus.model.lora import LoRAComponent, LoRAQKV, inject_lora, negated
 
 D = 12
 
@@ -102,3 +102,23 @@ def test_bad_config_errors():
         make(("x",))
     with pytest.raises(ConfigError, match="timm VisionTransformer"):
         inject_lora(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_negated_flips_every_update_and_restores_the_gains():
+    """Inside ``negated`` the layer computes W0 x - sum of the updates (a component's own gain
+    is kept and negated); afterwards the layer and its gains are as before."""
+    torch.manual_seed(0)
+    layer = LoRAQKV(nn.Linear(6, 18), slices=("k", "v"))
+    for _ in range(2):
+        for comp in layer.add_component(2).values():
+            nn.init.normal_(comp.B)
+    with_gain = layer.components["v"][1]
+    gain = lambda: torch.tensor(0.5)  # noqa: E731
+    with_gain.gain = gain
+    x = torch.randn(4, 6)
+    base, full = layer.base(x), layer(x)
+    with negated([c for _, _, c in layer.iter_components()]):
+        flipped = layer(x)
+    torch.testing.assert_close(flipped, 2 * base - full)
+    assert with_gain.gain is gain and layer.components["k"][0].gain is None
+    torch.testing.assert_close(layer(x), full)
