@@ -95,8 +95,13 @@ class TrainConfig:
     per-epoch quarter cosine, ending at 1.6%; the ``paper`` profile's) or ``constant``."""
     max_steps_per_task: int | None = None
     """Stop a task after this many optimizer steps (for quick checks)."""
-    amp: bool = True
-    """bf16 autocast on CUDA; ignored on CPU."""
+    amp: str = "auto"
+    """Mixed precision of the training forward and the evaluation: ``auto`` (bf16 on CUDA, off
+    on the CPU), ``bf16`` (also on the CPU, as CI tests it) or ``off``; ``fp16`` is refused
+    (:func:`janus.core.precision.resolve_amp`). Records store the resolved value."""
+    deterministic: bool = True
+    """Deterministic kernels (:func:`janus.core.precision.determinism`): on a GPU the
+    condition for a resumed run to equal an uninterrupted one."""
     compile: bool = False
     """``torch.compile`` the backbone's forward (recompiled when a method adds hooks or
     components); see ``benchmarks/README.md`` for what it measured."""

@@ -23,3 +23,7 @@ class RunBusyError(JanusError):
 
 class NonFiniteLossError(JanusError, FloatingPointError):
     """Training diverged: a loss became infinite or NaN."""
+
+
+class GPUOutOfMemoryError(JanusError, MemoryError):
+    """The accelerator ran out of memory; the message names the setting to lower."""

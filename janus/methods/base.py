@@ -15,11 +15,16 @@ Order per task t (see :mod:`janus.train.trainer`)::
 
 A method whose update is not "one gradient, one optimizer step" (SeqLoRA's bilevel iterations)
 sets ``owns_step = True`` and implements :meth:`Method.train_step`, which replaces the
-``loss`` ... ``after_step`` block above; the loop then builds no optimizer.
+``loss`` ... ``after_step`` block above; the loop then builds no optimizer, and the method runs
+its forward passes under ``ctx.autocast()`` itself.
+
+Precision (:mod:`janus.core.precision`): ``loss`` and ``predict`` run under the run's autocast,
+every other hook outside it; what a method keeps or projects with is float32 or float64.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,6 +36,7 @@ from torch.utils.hooks import RemovableHandle
 
 from janus.core.config import RunConfig
 from janus.core.errors import ConfigError
+from janus.core.precision import autocast
 from janus.data.stream import ClassIncrementalStream, Task
 from janus.methods.anchors import benchmark_params
 from janus.methods.params import Params
@@ -47,6 +53,12 @@ class TaskContext:
     step: int = 0
     total_steps: int = 0
     steps_per_epoch: int = 0
+    amp: str = "off"
+    """The run's resolved autocast dtype (:func:`janus.core.precision.resolve_amp`)."""
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The run's autocast, for the forward passes of a method that owns its step."""
+        return autocast(self.amp, self.device)
 
     @property
     def index(self) -> int:

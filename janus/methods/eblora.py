@@ -26,6 +26,7 @@ from torch import nn
 
 from janus.core import geometry as geo
 from janus.core.errors import ConfigError
+from janus.core.precision import full_precision
 from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
@@ -115,7 +116,8 @@ class EBLoRA(Method, name="eblora", params=EBLoRAParams):
 
     def task_gradients(self, model: ContinualViT, ctx: TaskContext) -> list[torch.Tensor]:
         """Per block, dL/dW of the fused qkv weight summed over ``init_batches`` random training
-        batches (test transform, model in eval mode), the task's fresh head and zero update."""
+        batches (test transform, model in eval mode, autocast off), the task's fresh head and
+        zero update."""
         data = ctx.task.train_plain
         bs = ctx.stream.batch_size
         idx = torch.randperm(len(data))[: self.params["init_batches"] * bs].tolist()
@@ -128,7 +130,8 @@ class EBLoRA(Method, name="eblora", params=EBLoRAParams):
             for w in weights:
                 w.requires_grad_(True)
             for images, targets in loader:
-                loss = self.loss(model, images.to(ctx.device), targets.to(ctx.device), ctx)
+                with full_precision():
+                    loss = self.loss(model, images.to(ctx.device), targets.to(ctx.device), ctx)
                 for g, gw in zip(grads, torch.autograd.grad(loss, weights), strict=True):
                     g += gw
         finally:

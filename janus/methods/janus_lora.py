@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from janus.core import geometry as geo
 from janus.core.errors import ConfigError
+from janus.core.precision import in_full_precision
 from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
@@ -225,10 +226,12 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
             loss = loss + self.params["lambda_dml"] * self.dml_loss(feats, y)
         return loss
 
+    @in_full_precision
     def dml_loss(self, feats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Janus-LoRA Eq. 11: prototype contrastive term over the batch's classes + hinge
         against all stored old-class prototypes. Features are L2-normalised pre-logits;
-        current-class prototypes are the normalised means of the batch's features per class."""
+        current-class prototypes are the normalised means of the batch's features per class.
+        In float32 under any autocast (the hinge compares cosines with the margin)."""
         z = F.normalize(feats.float(), dim=-1)
         classes, index = torch.unique(y, return_inverse=True)
         sums = torch.zeros(len(classes), z.shape[1], device=z.device).index_add(0, index, z)

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from janus.core.errors import ConfigError
+from janus.core.precision import in_full_precision
 from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
@@ -60,13 +61,15 @@ def drift_resistant_projector(gram: torch.Tensor, energy: float) -> torch.Tensor
     return U @ U.T / U.shape[1] ** 0.5
 
 
+@in_full_precision
 def augmented_triplet_loss(
     z: torch.Tensor, y: torch.Tensor, old: torch.Tensor | None, margin: float
 ) -> torch.Tensor:
     """Mean over anchors of ``max(0, d_ap - d_an + margin)``: ``d_ap`` the largest distance to
     a same-label sample of the batch, ``d_an`` the smallest distance to a different-label
     sample or to any old prototype ``old``; ``z`` and ``old`` L2-normalised rows. Anchors
-    without a negative are skipped."""
+    without a negative are skipped. In float32 under any autocast."""
+    z = z.float()
     dist = torch.cdist(z, z)
     same = y[:, None] == y[None, :]
     d_ap = torch.where(same, dist, torch.zeros_like(dist)).amax(dim=1)

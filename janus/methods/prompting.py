@@ -27,6 +27,7 @@ from timm.layers import Attention
 from timm.models.vision_transformer import Block, VisionTransformer
 
 from janus.core.errors import ConfigError
+from janus.core.precision import in_full_precision
 from janus.model.continual import ContinualViT
 
 Prefix = tuple[torch.Tensor, torch.Tensor]
@@ -147,6 +148,8 @@ def take(table: torch.Tensor, idx: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return out.movedim(tuple(range(idx.dim())), tuple(range(dim, dim + idx.dim())))
 
 
+@in_full_precision
 def cosine(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """(B, M) cosine similarities between queries (B, d) and keys (M, d)."""
-    return F.normalize(q, dim=-1) @ F.normalize(keys, dim=-1).T
+    """(B, M) cosine similarities between queries (B, d) and keys (M, d), float32 under any
+    autocast (prompt selection ranks them)."""
+    return F.normalize(q.float(), dim=-1) @ F.normalize(keys.float(), dim=-1).T

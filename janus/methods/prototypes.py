@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from janus.core.precision import full_precision, in_full_precision, statistic
 from janus.methods.base import TaskContext
 from janus.model.continual import ContinualViT
 
@@ -18,23 +19,25 @@ def class_sums(
     model: ContinualViT, ctx: TaskContext, normalized: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per class of the task, in label order: the sum of its training images' features
-    (L2-normalised first when ``normalized``), float32, (classes x d), and the image counts.
-    The model's training mode is restored afterwards."""
+    (L2-normalised first when ``normalized``), float32, (classes x d), and the image counts;
+    the pass runs with autocast off. The model's training mode is restored afterwards."""
     was_training = model.training
     model.eval()
     task = ctx.task
     n = len(task.labels)
     sums = counts = None
     try:
-        for images, labels in ctx.stream.eval_loader(task.train_plain):
-            z = model.features(images.to(ctx.device)).float()
-            if normalized:
-                z = F.normalize(z, dim=-1)
-            idx = (labels - task.labels.start).to(ctx.device)
-            part = torch.zeros(n, z.shape[1], device=ctx.device).index_add(0, idx, z)
-            ones = torch.zeros(n, device=ctx.device).index_add(0, idx, torch.ones_like(idx).float())
-            sums = part if sums is None else sums + part
-            counts = ones if counts is None else counts + ones
+        with full_precision():
+            for images, labels in ctx.stream.eval_loader(task.train_plain):
+                z = statistic(model.features(images.to(ctx.device)))
+                if normalized:
+                    z = F.normalize(z, dim=-1)
+                idx = (labels - task.labels.start).to(ctx.device)
+                part = torch.zeros(n, z.shape[1], device=ctx.device).index_add(0, idx, z)
+                ones = torch.zeros(n, device=ctx.device).index_add(
+                    0, idx, torch.ones_like(idx).float())
+                sums = part if sums is None else sums + part
+                counts = ones if counts is None else counts + ones
     finally:
         model.train(was_training)
     return sums, counts
@@ -46,10 +49,11 @@ def class_means(model: ContinualViT, ctx: TaskContext, normalized: bool) -> torc
     return sums / counts.clamp_min(1).unsqueeze(1)
 
 
+@in_full_precision
 def nearest_prototype_scores(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
     """Scores whose argmax is the prototype nearest to each feature after L2-normalising both:
     minus the squared distance of the unit vectors (``2 cos - 2``; LoRA-DRS's NME, SimpleCIL's
-    cosine classifier)."""
+    cosine classifier), in float32 under any autocast."""
     z = F.normalize(features.float(), dim=-1)
     return -torch.cdist(z, F.normalize(prototypes, dim=-1)).pow(2)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 
 from janus.core import geometry as geo
+from janus.core.precision import full_precision, statistic
 from janus.model.lora import LoRAComponent, LoRAQKV
 
 
@@ -24,7 +25,9 @@ class ActivationCapture:
     """Forward/gradient hooks on one fused qkv layer during training steps.
 
     Keeps the batch's inputs X (tokens x d_in, float32) for OE, and, when a basis is set, the
-    products ``G_W V = Gy^T (X V)`` per adapted slice (d_out x k) for GR.
+    products ``G_W V = Gy^T (X V)`` per adapted slice (d_out x k, float32) for GR. Both come
+    from the activations of the (possibly autocast) forward, cast to float32, and are formed
+    with autocast off.
     """
 
     def __init__(self, adapter: LoRAQKV, register: Callable[[LoRAQKV, Callable], None]) -> None:
@@ -42,15 +45,17 @@ class ActivationCapture:
     def _forward(self, module: LoRAQKV, inputs: tuple, output: torch.Tensor) -> None:
         if not (torch.is_grad_enabled() and output.requires_grad):
             return
-        x = inputs[0].detach().reshape(-1, module.in_features).float()
+        x = statistic(inputs[0].reshape(-1, module.in_features))
         self.x = x if self.keep_inputs else None
         if self.basis is None:
             return
-        xv = x @ self.basis
+        with full_precision():
+            xv = x @ self.basis.float()
 
         def grab(gy: torch.Tensor) -> None:
-            gy = gy.detach().reshape(-1, module.base.out_features).float()
-            self.gw_v = {s: gy[:, module.rows(s)].T @ xv for s in module.slices}
+            gy = statistic(gy.reshape(-1, module.base.out_features))
+            with full_precision():
+                self.gw_v = {s: gy[:, module.rows(s)].T @ xv for s in module.slices}
 
         output.register_hook(grab)
 

@@ -35,6 +35,7 @@ from torch import nn
 
 from janus.core import geometry as geo
 from janus.core.errors import ConfigError
+from janus.core.precision import full_precision
 from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.model.continual import ContinualViT
@@ -50,7 +51,7 @@ PAPER_RANKS = (10, 8, 6)  # r_1, r_mu, r_nu of Sec. 4.1 at r_1 = 10
 def direction_norm(A: torch.Tensor, B: torch.Tensor, norm: str) -> torch.Tensor:
     """The denominator of :func:`janus.core.geometry.normalized_direction` in float32, from r x r
     Gram matrices (``||B A||_F^2 = <B^T B, A A^T>``) instead of the dense product."""
-    with torch.autocast(A.device.type, enabled=False):
+    with full_precision():
         A, B = A.float(), B.float()
         if norm == "product":
             return ((B.T @ B) * (A @ A.T)).sum().clamp_min(0).sqrt()

@@ -177,8 +177,10 @@ class SeqLoRA(Method, name="seqlora", params=SeqLoRAParams):
         def loss_fn(lower: Sequence[torch.Tensor], bases_t: Sequence[torch.Tensor]) -> torch.Tensor:
             params = dict(zip(lower_names, lower, strict=True))
             params.update((n, b.T) for n, b in zip(upper_names, bases_t, strict=True))
-            logits = torch.func.functional_call(model, params, (images,))
-            return F.cross_entropy(logits[:, labels.start : labels.stop], targets - labels.start)
+            with ctx.autocast():
+                logits = torch.func.functional_call(model, params, (images,))
+            return F.cross_entropy(logits[:, labels.start : labels.stop].float(),
+                                   targets - labels.start)
 
         p = self.params
         A = tuple(x.detach() for x in self.lower)

@@ -27,8 +27,15 @@ from tqdm import tqdm
 
 from janus.core import metrics
 from janus.core.config import RunConfig
-from janus.core.devices import resolve_device
-from janus.core.errors import ConfigError, JanusError, NonFiniteLossError, RunBusyError
+from janus.core.devices import out_of_memory_explained, resolve_device
+from janus.core.errors import (
+    ConfigError,
+    GPUOutOfMemoryError,
+    JanusError,
+    NonFiniteLossError,
+    RunBusyError,
+)
+from janus.core.precision import amp_mode, autocast, determinism, numerics, resolve_amp
 from janus.core.results import (
     RECORD_NAME,
     SCHEMA,
@@ -88,6 +95,9 @@ def check_config(cfg: RunConfig) -> None:
     if not isinstance(d.num_tasks, int) or d.num_tasks < 1:
         raise ConfigError(f"data.num_tasks={d.num_tasks!r} (--tasks) is impossible: it must be "
                           f"a whole number >= 1")
+    amp_mode(t.amp)
+    if not isinstance(t.deterministic, bool):
+        raise ConfigError(f"train.deterministic={t.deterministic!r} must be True or False")
 
 
 def seed_everything(seed: int) -> None:
@@ -120,6 +130,8 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     if data["pipeline"] == "pil":  # each worker augments with its own RNG: the count matters
         data["num_workers"] = resolve_workers(config["data"].get("num_workers", 0), "pil")
     c["train"].setdefault("compile", False)  # records from before train.compile
+    c["train"]["amp"] = amp_mode(c["train"].get("amp", "auto"))  # a bool before the choice
+    c["train"].setdefault("deterministic", True)  # records from before train.deterministic
     data.setdefault("split", "auto")  # records from before data.split
     c["method"].setdefault("label", None)  # records written before labels existed
     return c
@@ -285,6 +297,8 @@ class Run:
         self.observers = list(observers)
         check_config(cfg)
         self.device = resolve_device(cfg.train.device)
+        self.amp = resolve_amp(cfg.train.amp, self.device)
+        """The resolved autocast dtype, ``off`` or ``bf16``."""
         seed_everything(cfg.seed)
         self.method: Method = build_method(cfg)
         self.checkpoint_sha256 = checkpoint_sha256(cfg.model)  # missing weights: fail now
@@ -305,10 +319,9 @@ class Run:
             self.tasks[t] = self.stream.task(t)
         return self.tasks[t]
 
-    def autocast(self):
-        if self.device.type == "cuda" and self.cfg.train.amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast of the forward passes of training and evaluation (:attr:`amp`)."""
+        return autocast(self.amp, self.device)
 
     def optimizer_step(self, ctx: TaskContext):
         """The usual step (loss, backward, gradient hook, optimizer, ``after_step``) as a
@@ -337,11 +350,11 @@ class Run:
     def method_step(
         self, images: torch.Tensor, targets: torch.Tensor, ctx: TaskContext
     ) -> torch.Tensor:
-        """The step of a method that owns it (:meth:`Method.train_step`), between observers."""
+        """The step of a method that owns it (:meth:`Method.train_step`), between observers;
+        the method runs its forward passes under ``ctx.autocast()`` and its updates outside."""
         for obs in self.observers:
             obs.before_step(self, ctx)
-        with self.autocast():
-            loss = self.method.train_step(self.model, images, targets, ctx)
+        loss = self.method.train_step(self.model, images, targets, ctx)
         for obs in self.observers:
             obs.after_step(self, ctx)
         return loss
@@ -381,7 +394,7 @@ class Run:
         if self.cfg.train.max_steps_per_task is not None:
             total = min(total, self.cfg.train.max_steps_per_task)
         ctx = TaskContext(task=task, stream=self.stream, device=self.device, total_steps=total,
-                          steps_per_epoch=len(loader))
+                          steps_per_epoch=len(loader), amp=self.amp)
         begin, cpu_begin = time.perf_counter(), time.process_time()
         method.before_task(model, ctx)
         for obs in self.observers:
@@ -462,6 +475,7 @@ class Run:
             "environment": environment(str(self.device)),
             "checkpoint_sha256": self.checkpoint_sha256,
             "method": {"version": self.method.version, "params": self.method.params},
+            "numerics": numerics(self.amp, self.cfg.train.deterministic),
             "data": self.stream.fingerprint,
             "started": self.state.started,
             "updated": now(),
@@ -480,6 +494,7 @@ class Run:
         state = {
             "config": self.cfg.to_dict(),
             "method_version": self.method.version,
+            "amp": self.amp,
             "data": self.stream.fingerprint,
             "completed_tasks": self.state.done,
             "structure": self.model.structure(),
@@ -510,6 +525,12 @@ class Run:
                 f"the checkpoint at {path} was written by version "
                 f"{state.get('method_version', 1)} of method {self.cfg.method.name!r} (now "
                 f"{self.method.version}); pass --force to start over"
+            )
+        if state.get("amp", self.amp) != self.amp:
+            raise ConfigError(
+                f"the checkpoint at {path} was trained with autocast {state['amp']!r}, but "
+                f"train.amp={self.cfg.train.amp!r} resolves to {self.amp!r} on {self.device}; "
+                f"continue it with --set train.amp={state['amp']}, or pass --force to start over"
             )
         if state.get("data", self.stream.fingerprint) != self.stream.fingerprint:
             raise ConfigError(
@@ -546,27 +567,35 @@ class Run:
                              f"{self.stream.num_tasks} are done")
         if save:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        for t in range(self.state.done, until):
-            try:
-                entry = self.train_task(t)
-            except NonFiniteLossError as err:
-                if not save:
-                    raise
-                failed = self.record("failed")
-                failed["failure"] = {"task": t, "reason": str(err)}
-                write_json(self.out_dir / RECORD_NAME, failed)
-                raise NonFiniteLossError(
-                    f"{err}. The record at {self.out_dir / RECORD_NAME} is marked failed; "
-                    f"the {t} finished task(s) are kept: after lowering the setting, start over "
-                    f"with --force (a resumed run must keep its config)") from None
-            accs, counts, eval_seconds = self.evaluate(t)
-            self.state.acc[t, : t + 1] = accs
-            self.state.eval_counts.append(counts)
-            entry["eval_seconds"] = eval_seconds
-            self.state.task_log.append(entry)
-            if save:
-                self.save_checkpoint()
-                write_json(self.out_dir / RECORD_NAME, self.record("partial"))
+        with determinism(self.cfg.train.deterministic):
+            for t in range(self.state.done, until):
+                try:
+                    with out_of_memory_explained(self.cfg, t, "training"):
+                        entry = self.train_task(t)
+                    with out_of_memory_explained(self.cfg, t, "evaluation"):
+                        accs, counts, eval_seconds = self.evaluate(t)
+                except (NonFiniteLossError, GPUOutOfMemoryError) as err:
+                    if not save:
+                        raise
+                    self.fail(t, err)
+                self.state.acc[t, : t + 1] = accs
+                self.state.eval_counts.append(counts)
+                entry["eval_seconds"] = eval_seconds
+                self.state.task_log.append(entry)
+                if save:
+                    self.save_checkpoint()
+                    write_json(self.out_dir / RECORD_NAME, self.record("partial"))
+
+    def fail(self, t: int, err: NonFiniteLossError | GPUOutOfMemoryError) -> None:
+        """Mark the record failed in task ``t`` with ``err``'s reason and raise ``err`` again,
+        saying that the finished tasks are kept."""
+        failed = self.record("failed")
+        failed["failure"] = {"task": t, "reason": str(err)}
+        write_json(self.out_dir / RECORD_NAME, failed)
+        raise type(err)(
+            f"{err}. The record at {self.out_dir / RECORD_NAME} is marked failed; "
+            f"the {t} finished task(s) are kept: after lowering the setting, start over "
+            f"with --force (a resumed run must keep its config)") from None
 
     def execute(self, resume: bool) -> dict[str, Any]:
         """The whole run: :meth:`start`, :meth:`train_tasks`, the complete record; the
