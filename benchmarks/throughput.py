@@ -28,33 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from janus.core.config import RunConfig, apply_overrides, profile
 from janus.core.results import environment
 from janus.data.pipeline import resolve_workers
+from janus.data.standins import PHOTO, stand_in_photos
 from janus.data.stream import build_stream
 from janus.train.trainer import Run
-
-CLASSES = 10
-PHOTO = (500, 400)
-
-
-def stand_in_photos(root: Path, per_class: int, seed: int = 0) -> None:
-    """``root/imagenet-r/<wnid>/<k>.jpg``: smooth colour fields with texture, 500x400."""
-    rng = np.random.default_rng(seed)
-    w, h = PHOTO
-    for c in range(CLASSES):
-        folder = root / "imagenet-r" / f"n{c:08d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for k in range(per_class):
-            low = rng.integers(0, 255, (h // 25, w // 25, 3), dtype=np.uint8)
-            field = np.asarray(Image.fromarray(low).resize((w, h), Image.BICUBIC), np.float32)
-            texture = rng.normal(0, 2.5, (h, w, 1))  # about 42 KB a file
-            pixels = np.clip(field + texture, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{k}.jpg", quality=90)
 
 
 def config(args: argparse.Namespace, root: Path, pipeline: str, workers: int | str,

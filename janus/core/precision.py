@@ -105,6 +105,13 @@ def statistic(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tens
 # --------------------------------------------------------------------------- determinism
 
 
+def fix_cublas_workspace() -> None:
+    """Set ``CUBLAS_WORKSPACE_CONFIG`` (unless the user set it) before anything runs on the GPU:
+    PyTorch reads it when the process first uses cuBLAS, so a process that ran a matrix
+    product on the GPU before keeps its workspace (a warning then names the operation)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
 @contextlib.contextmanager
 def determinism(enabled: bool) -> Iterator[None]:
     """Deterministic kernels within the block when ``enabled``: PyTorch's deterministic
@@ -118,7 +125,7 @@ def determinism(enabled: bool) -> Iterator[None]:
     saved = (torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    fix_cublas_workspace()
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:

@@ -35,7 +35,14 @@ from janus.core.errors import (
     NonFiniteLossError,
     RunBusyError,
 )
-from janus.core.precision import amp_mode, autocast, determinism, numerics, resolve_amp
+from janus.core.precision import (
+    amp_mode,
+    autocast,
+    determinism,
+    fix_cublas_workspace,
+    numerics,
+    resolve_amp,
+)
 from janus.core.results import (
     RECORD_NAME,
     SCHEMA,
@@ -299,6 +306,8 @@ class Run:
         self.device = resolve_device(cfg.train.device)
         self.amp = resolve_amp(cfg.train.amp, self.device)
         """The resolved autocast dtype, ``off`` or ``bf16``."""
+        if cfg.train.deterministic:
+            fix_cublas_workspace()  # before the model reaches the GPU
         seed_everything(cfg.seed)
         self.method: Method = build_method(cfg)
         self.checkpoint_sha256 = checkpoint_sha256(cfg.model)  # missing weights: fail now
