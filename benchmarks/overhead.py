@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from janus.core import geometry as geo
 from janus.core.config import LoRAConfig, ModelConfig, RunConfig
+from janus.core.precision import autocast, resolve_amp
 from janus.core.results import environment
 from janus.methods import build_method
 from janus.model.continual import build_model
@@ -75,8 +76,10 @@ def build(shape: str, method: str, params: dict[str, Any], device: torch.device)
     if hasattr(m, "history"):  # a later task: a protected basis and old prototypes exist
         m.history = [geo.qr_retraction(torch.randn_like(v)) for v in m.online]
         m.old_prototypes = F.normalize(torch.randn(50, model.feature_dim, device=device), dim=-1)
+    amp = resolve_amp(cfg.train.amp, device)  # bf16 on CUDA, as the trainer
     ctx = SimpleNamespace(index=0, label_offset=0, step=0, total_steps=0,
-                          task=SimpleNamespace(labels=range(CLASSES)))
+                          task=SimpleNamespace(labels=range(CLASSES)),
+                          autocast=lambda: autocast(amp, device))
     m.before_task(model, ctx)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     return model, m, opt, ctx
@@ -89,7 +92,7 @@ def step(model, method, opt, ctx, images, targets, device) -> float:
     if method.owns_step:
         method.train_step(model, images, targets, ctx)
     else:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with ctx.autocast():
             loss = method.loss(model, images, targets, ctx)
         opt.zero_grad(set_to_none=True)
         loss.backward()

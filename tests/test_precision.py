@@ -111,7 +111,8 @@ def test_every_method_and_variant_trains_two_tasks_under_bf16(tmp_path, key, met
     assert len(record["tasks"]) == tasks
     losses = [t["final_loss"] for t in record["tasks"] if t["final_loss"] is not None]
     assert all(torch.isfinite(torch.tensor(losses))), losses
-    assert all(a is not None for row, r in enumerate(record["accuracy_matrix"]) for a in r[:row + 1])
+    matrix = record["accuracy_matrix"]
+    assert all(a is not None for row, r in enumerate(matrix) for a in r[:row + 1])
     stored = floating_tensors(job.method.state_dict())
     stored += [(n, p) for n, p in job.model.named_parameters()]
     low = [(n, t.dtype) for n, t in stored if t.dtype not in (torch.float32, torch.float64)]

@@ -69,7 +69,6 @@ def augmented_triplet_loss(
     a same-label sample of the batch, ``d_an`` the smallest distance to a different-label
     sample or to any old prototype ``old``; ``z`` and ``old`` L2-normalised rows. Anchors
     without a negative are skipped. In float32 under any autocast."""
-    z = z.float()
     dist = torch.cdist(z, z)
     same = y[:, None] == y[None, :]
     d_ap = torch.where(same, dist, torch.zeros_like(dist)).amax(dim=1)
