@@ -30,6 +30,7 @@ import json
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,10 @@ def reset_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def check_methods(args: argparse.Namespace, root: Path, device: torch.device) -> list[dict]:
-    """(a) + (c): every registered method, 2 tasks, complete records with finite losses."""
+def check_methods(args: argparse.Namespace, root: Path, device: torch.device,
+                  keep: Callable[[list[dict]], None]) -> list[dict]:
+    """(a) + (c): every registered method, 2 tasks, complete records with finite losses;
+    ``keep(rows)`` after each method."""
     rows = []
     for method in sorted(METHODS):
         reset_peak(device)
@@ -106,6 +109,7 @@ def check_methods(args: argparse.Namespace, root: Path, device: torch.device) ->
             row.update(status="error", error=f"{type(err).__name__}: {err}"[:500], finite=False)
         row.update(seconds=time.perf_counter() - start, peak_memory_gib=peak_memory(device))
         rows.append(row)
+        keep(rows)
         print(f"(a) {method:24s} {row['status']:9s} {row['seconds']:6.1f} s", flush=True)
     return rows
 
@@ -240,32 +244,38 @@ def main() -> None:
     args.timed = args.timed or (3 if quick else 30)
     device = torch.device(args.device)
     begin = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        stand_in_photos(root, per_class=4 if quick else 40)
-        methods = check_methods(args, root, device)
-        a_batch = args.batch
-        args.batch = args.throughput_batch or (8 if quick else 128)
-        rows = throughput(args, root)
-        args.batch = a_batch
-        det = determinism(args, root)
-    result = {
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"gpu-check-{device.type}{'-quick' if quick else ''}.json"
+    result: dict[str, Any] = {
         "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                         else f"CPU ({torch.get_num_threads()} threads)"),
         "mode": ("quick: (a) paper shapes, batch 2, 2 steps; (b), (d) small ViT" if quick
                  else f"(a) paper shapes, batch {args.batch}, {args.steps} steps"),
-        "environment": environment(str(device)), "args": vars(args), "methods": methods,
-        "throughput": rows, "determinism": det, "seconds": time.perf_counter() - begin,
+        "environment": environment(str(device)), "args": dict(vars(args)), "methods": [],
+        "throughput": [], "determinism": None, "verdict": "incomplete",
     }
+
+    def save(section: str, value: Any) -> None:
+        """Keep what is finished: the JSON is rewritten after every section."""
+        result[section] = value
+        result["seconds"] = time.perf_counter() - begin
+        path.write_text(json.dumps(result, indent=1))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        stand_in_photos(root, per_class=4 if quick else 40)
+        save("methods", check_methods(args, root, device, lambda rows: save("methods", rows)))
+        a_batch = args.batch
+        args.batch = args.throughput_batch or (8 if quick else 128)
+        save("throughput", throughput(args, root))
+        args.batch = a_batch
+        save("determinism", determinism(args, root))
     failed = verdict(result)
-    result["verdict"] = "PASS" if not failed else f"FAIL ({'; '.join(failed)})"
+    save("verdict", "PASS" if not failed else f"FAIL ({'; '.join(failed)})")
     table = markdown(result)
     print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = f"gpu-check-{device.type}{'-quick' if quick else ''}"
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{name}.md").write_text(table + "\n")
+    path.with_suffix(".md").write_text(table + "\n")
     print(f"gpu check: {result['verdict']}")
 
 

@@ -314,6 +314,12 @@ def test_a_checkpoint_trained_under_another_autocast_is_not_resumed(tmp_path):
     torch.save(state, tmp_path / CHECKPOINT_NAME)
     with pytest.raises(ConfigError, match="trained with autocast 'bf16'.*--set train.amp=bf16"):
         Run(cfg, tmp_path, progress=False).start(resume=True)
+    # what the message advises works: bf16 spelt out equals the GPU's auto
+    advised = apply_overrides(profile("smoke"), ["data.num_tasks=2", "train.max_steps_per_task=2",
+                                                 *BF16])
+    resumed = Run(advised, tmp_path, progress=False)
+    resumed.start(resume=True)
+    assert resumed.state.done == 1
 
 
 # --------------------------------------------------------------------------- out of memory

@@ -176,6 +176,13 @@ def mismatch(record: dict[str, Any], cfg: RunConfig) -> str | None:
     return None
 
 
+def with_amp(config: dict[str, Any], amp: str) -> dict[str, Any]:
+    """``config`` with ``train.amp`` replaced by its resolved value ``amp``: a checkpoint is
+    resumed under the autocast it was trained with, however that was spelt (``auto`` on a
+    GPU equals ``bf16``)."""
+    return {**config, "train": {**config["train"], "amp": amp}}
+
+
 def config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     """The dotted fields (machine fields aside) whose values differ, with both values."""
     a, b = comparable(old), comparable(new)
@@ -523,23 +530,25 @@ class Run:
                 f"the checkpoint {path} cannot be read ({type(err).__name__}; truncated?), so "
                 f"the run cannot continue from it; pass --force to start over (its record "
                 f"keeps the accuracies of the finished tasks until then)") from None
-        if comparable(state["config"]) != comparable(self.cfg.to_dict()):
+        saved_amp = state.get("amp", self.amp)  # checkpoints from before train.amp's choice
+        if saved_amp != self.amp:
+            raise ConfigError(
+                f"the checkpoint at {path} was trained with autocast {saved_amp!r}, but "
+                f"train.amp={self.cfg.train.amp!r} resolves to {self.amp!r} on {self.device}; "
+                f"continue it with --set train.amp={saved_amp}, or pass --force to start over"
+            )
+        old, new = with_amp(state["config"], saved_amp), with_amp(self.cfg.to_dict(), self.amp)
+        if comparable(old) != comparable(new):
             raise ConfigError(
                 f"the checkpoint at {path} was written by a different config (differing: "
-                f"{config_diff(state['config'], self.cfg.to_dict())}); resume with the same "
-                f"settings, or pass --force to start over"
+                f"{config_diff(old, new)}); resume with the same settings, or pass --force to "
+                f"start over"
             )
         if state.get("method_version", 1) != self.method.version:
             raise ConfigError(
                 f"the checkpoint at {path} was written by version "
                 f"{state.get('method_version', 1)} of method {self.cfg.method.name!r} (now "
                 f"{self.method.version}); pass --force to start over"
-            )
-        if state.get("amp", self.amp) != self.amp:
-            raise ConfigError(
-                f"the checkpoint at {path} was trained with autocast {state['amp']!r}, but "
-                f"train.amp={self.cfg.train.amp!r} resolves to {self.amp!r} on {self.device}; "
-                f"continue it with --set train.amp={state['amp']}, or pass --force to start over"
             )
         if state.get("data", self.stream.fingerprint) != self.stream.fingerprint:
             raise ConfigError(
