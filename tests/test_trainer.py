@@ -212,27 +212,74 @@ def test_records_name_the_method_version_and_its_resolved_parameters(tmp_path, m
     assert run(cfg, tmp_path / "runs", progress=False, force=True)["method"]["version"] == 3
 
 
-def test_inflora_cosine_is_the_official_schedule_stepped_once_per_epoch():
-    """InfLoRA's CosineSchedule (utils/schedulers.py, written out here): lr_e = lr cos(99 pi e /
-    (200 (K - 1))) for epoch e, held for every step of the epoch."""
+def official_cosine_schedule(lr: float, epochs: int) -> list[float]:
+    """The learning rate of each epoch under InfLoRA's ``CosineSchedule`` as its code runs it
+    (liangyanshuo/InfLoRA@e08b00e), written out from a reading of it: ``_LRScheduler.__init__``
+    calls ``step(last_epoch + 1)`` (sets the lr for epoch 0) and then resets ``last_epoch`` to
+    -1 (``utils/schedulers.py`` lines 19-20); ``step()`` increments ``last_epoch`` and sets
+    ``lr cos(99 pi last_epoch / (200 (K - 1)))`` (lines 40-45, 53-54); ``train_function`` calls
+    it once after each epoch's batches (``methods/inflora.py`` line 238)."""
     import math
 
+    class Scheduler:
+        def __init__(self):
+            self.lr = None
+            self.step(0)  # step(last_epoch + 1) with last_epoch = -1
+            self.last_epoch = -1
+
+        def step(self, epoch=None):
+            epoch = self.last_epoch + 1 if epoch is None else epoch
+            self.last_epoch = epoch
+            self.lr = lr * math.cos(99 * math.pi * epoch / (200 * (epochs - 1)))
+
+    scheduler, rates = Scheduler(), []
+    for _ in range(epochs):
+        rates.append(scheduler.lr)  # the epoch's batches train at this rate
+        scheduler.step()
+    return rates
+
+
+def test_a_record_of_an_older_schedule_version_is_not_reused(tmp_path):
+    """A record made before the ``inflora-cosine`` correction (no ``schedule_version``) is not
+    reused, and the error says why; records of the unchanged schedules still are."""
+    import json
+
+    for schedule, reused in (("cosine", True), ("inflora-cosine", False)):
+        cfg = tiny(f"train.schedule={schedule}")
+        record = run(cfg, tmp_path / schedule, progress=False)
+        assert record["schedule_version"] == (2 if schedule == "inflora-cosine" else 1)
+        path = next((tmp_path / schedule).rglob("record.json"))
+        del record["schedule_version"]  # as written before schedule versions
+        path.write_text(json.dumps(record))
+        if reused:
+            assert run(cfg, tmp_path / schedule, progress=False)["updated"] == record["updated"]
+        else:
+            with pytest.raises(JanusError, match=r"version 1 of train.schedule='inflora-cosine'"):
+                run(cfg, tmp_path / schedule, progress=False)
+
+
+@pytest.mark.parametrize("epochs, last", [(5, None), (20, 0.0974), (50, 0.0474)])
+def test_inflora_cosine_runs_as_the_official_code_steps_it(epochs, last):
+    """Per epoch (3 steps each), the rates of the official schedule: epochs 0 and 1 at the
+    full rate, the last at 9.74% (K = 20, CIFAR-100) or 4.74% (K = 50, ImageNet-R)."""
     import torch
 
     from janus.train.trainer import make_schedule
 
-    cfg = tiny("train.schedule=inflora-cosine", "train.epochs=5")
+    cfg = tiny("train.schedule=inflora-cosine", f"train.epochs={epochs}")
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([param], lr=0.1)
-    sched = make_schedule(cfg, opt, total=15, steps_per_epoch=3)
+    sched = make_schedule(cfg, opt, total=3 * epochs, steps_per_epoch=3)
     seen = []
-    for _ in range(15):
+    for _ in range(3 * epochs):
         seen.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    want = [0.1 * math.cos(99 * math.pi * e / (200 * 4)) for e in range(5) for _ in range(3)]
+    want = [rate for rate in official_cosine_schedule(0.1, epochs) for _ in range(3)]
     assert seen == pytest.approx(want, rel=1e-12)
-    assert seen[-1] / seen[0] == pytest.approx(math.sin(math.pi / 200))  # 1.6% at the end
+    assert seen[3] == seen[0] == 0.1  # epoch 1 repeats epoch 0's rate
+    if last is not None:
+        assert seen[-1] / 0.1 == pytest.approx(last, abs=5e-5)
     assert profile("paper").train.schedule == "inflora-cosine"
     assert profile("mini").train.schedule == "cosine"  # the committed mini evidence's
 

@@ -92,7 +92,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "cosine"
     """``cosine`` (per step, to zero at the end of each task), ``inflora-cosine`` (InfLoRA's
-    per-epoch quarter cosine, ending at 1.6%; the ``paper`` profile's) or ``constant``."""
+    per-epoch quarter cosine as its code steps it: epochs 0 and 1 at the full rate, the last
+    at 4.74% for 50 epochs; the ``paper`` profile's) or ``constant``."""
     max_steps_per_task: int | None = None
     """Stop a task after this many optimizer steps (for quick checks)."""
     amp: str = "auto"

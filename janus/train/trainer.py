@@ -169,6 +169,12 @@ def mismatch(record: dict[str, Any], cfg: RunConfig) -> str | None:
     sha = checkpoint_sha256(cfg.model)
     if record.get("checkpoint_sha256", sha) != sha:  # the same config on other weights
         return "other backbone weights"
+    schedule = cfg.train.schedule
+    if record.get("schedule_version", 1) != schedule_version(schedule):
+        return (f"version {record.get('schedule_version', 1)} of train.schedule={schedule!r}, "
+                f"whose learning rates have changed since (now version "
+                f"{schedule_version(schedule)}: docs/interpretations.md, \"Optimiser and "
+                f"schedule\")")
     old = record.get("method", {}).get("version", 1)  # records from before method versions
     if old != method_version(cfg):
         return (f"version {old} of method {cfg.method.name!r}, whose defaults or behaviour "
@@ -220,10 +226,27 @@ SCHEDULES = ("cosine", "inflora-cosine", "constant")
 
 
 def inflora_cosine(epoch: int, epochs: int) -> float:
-    """InfLoRA's ``CosineSchedule`` (liangyanshuo/InfLoRA@e08b00e ``utils/schedulers.py`` lines
-    53-54), stepped once per epoch: ``cos(99 pi e / (200 (K - 1)))``, a quarter cosine from 1
-    at epoch 0 to ``sin(pi / 200)`` (1.6%) at the last epoch ``K - 1``."""
-    return math.cos(99 * math.pi * epoch / (200 * (epochs - 1))) if epochs > 1 else 1.0
+    """The rate of epoch ``epoch`` (0-based) under InfLoRA's ``CosineSchedule`` as its code runs
+    it (liangyanshuo/InfLoRA@e08b00e): ``cos(99 pi max(e - 1, 0) / (200 (K - 1)))``. The class
+    sets epoch 0's rate in its constructor and then resets its counter to -1
+    (``utils/schedulers.py`` lines 19-20), and ``step()`` is called after each epoch's
+    batches (``methods/inflora.py`` line 238), so epochs 0 and 1 both train at the full rate
+    and every later epoch one step behind the formula; the last epoch ``K - 1`` trains at
+    ``cos(99 pi (K - 2) / (200 (K - 1)))``: 4.74% for K = 50, 9.74% for K = 20."""
+    if epochs <= 1:
+        return 1.0
+    return math.cos(99 * math.pi * max(epoch - 1, 0) / (200 * (epochs - 1)))
+
+
+SCHEDULE_VERSIONS = {"inflora-cosine": 2}
+"""Raised when a schedule's rates change (stored in records; a record of another version is
+not reused or resumed). ``inflora-cosine`` 2: one epoch behind version 1's formula, as the
+official code steps it."""
+
+
+def schedule_version(schedule: str) -> int:
+    """The version of ``train.schedule`` this code runs (1 unless :data:`SCHEDULE_VERSIONS`)."""
+    return SCHEDULE_VERSIONS.get(schedule, 1)
 
 
 def make_schedule(cfg: RunConfig, opt: torch.optim.Optimizer, total: int, steps_per_epoch: int):
@@ -492,6 +515,7 @@ class Run:
             "checkpoint_sha256": self.checkpoint_sha256,
             "method": {"version": self.method.version, "params": self.method.params},
             "numerics": numerics(self.amp, self.cfg.train.deterministic),
+            "schedule_version": schedule_version(self.cfg.train.schedule),
             "data": self.stream.fingerprint,
             "started": self.state.started,
             "updated": now(),
@@ -511,6 +535,7 @@ class Run:
             "config": self.cfg.to_dict(),
             "method_version": self.method.version,
             "amp": self.amp,
+            "schedule_version": schedule_version(self.cfg.train.schedule),
             "data": self.stream.fingerprint,
             "completed_tasks": self.state.done,
             "structure": self.model.structure(),
@@ -549,6 +574,14 @@ class Run:
                 f"the checkpoint at {path} was written by version "
                 f"{state.get('method_version', 1)} of method {self.cfg.method.name!r} (now "
                 f"{self.method.version}); pass --force to start over"
+            )
+        saved = state.get("schedule_version", 1)
+        if saved != schedule_version(self.cfg.train.schedule):
+            raise ConfigError(
+                f"the checkpoint at {path} was trained with version {saved} of "
+                f"train.schedule={self.cfg.train.schedule!r} (now "
+                f"{schedule_version(self.cfg.train.schedule)}: its learning rates changed); "
+                f"pass --force to start over"
             )
         if state.get("data", self.stream.fingerprint) != self.stream.fingerprint:
             raise ConfigError(
