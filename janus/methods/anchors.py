@@ -24,6 +24,12 @@ BENCHMARK_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# No entry for L2P / DualPrompt ``batchwise``: the ports' CIFAR-100 configs vote per batch,
+# but every table we reproduce was made with per-sample selection (Janus-LoRA's through the
+# InfLoRA code base, liangyanshuo/InfLoRA@e08b00e models/zoo.py lines 418-447):
+# docs/methods/prompts.md, "Prompt selection".
+
+
 def benchmark_params(method: str, dataset: str) -> dict[str, Any]:
     """The official per-benchmark settings of ``method`` on ``dataset`` (empty when none)."""
     return dict(BENCHMARK_PARAMS.get(method, {}).get(dataset, {}))

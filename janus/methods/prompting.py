@@ -148,6 +148,19 @@ def take(table: torch.Tensor, idx: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return out.movedim(tuple(range(idx.dim())), tuple(range(dim, dim + idx.dim())))
 
 
+def batch_majority(idx: torch.Tensor, k: int) -> torch.Tensor:
+    """Batch-wise prompt selection (the ``batchwise_prompt`` of the L2P and DualPrompt PyTorch
+    ports, JH-LEE-KR/l2p-pytorch@f7bc994 ``prompt.py`` lines 71-82, dualprompt-pytorch@7eb457d
+    ``prompt.py`` lines 100-110): the ``k`` prompt ids that the per-sample selections ``idx``
+    (B, N) pick most often in the batch, most frequent first, given to every sample (B, k).
+    Ties go to the smaller id (the ports' ``torch.topk`` leaves their order unspecified); the
+    ports' padding of the id list never matters, since each sample picks N >= k distinct
+    ids."""
+    counts = torch.bincount(idx.flatten())
+    order = torch.sort(counts, descending=True, stable=True).indices[:k]
+    return order.expand(idx.shape[0], k)
+
+
 @in_full_precision
 def cosine(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """(B, M) cosine similarities between queries (B, d) and keys (M, d), float32 under any

@@ -35,6 +35,7 @@ from janus.methods.params import Params, param
 from janus.methods.prompting import (
     Prefix,
     attention_shape,
+    batch_majority,
     check_vit,
     cosine,
     prompted_forward,
@@ -128,6 +129,9 @@ class L2PParams(Params):
                                     low_open=True)
     lr: float | None = param(None, "prompts' and keys' lr; None = train.lr", low=0,
                              low_open=True)
+    batchwise: bool = param(False, "the batch's N most frequent prompts for every sample, in "
+                            "training and test (the port's batchwise_prompt, its CIFAR-100 "
+                            "config); a prediction then depends on its batch")
 
     def check(self) -> None:
         if self.top_k > self.pool_size:
@@ -145,9 +149,14 @@ class L2P(PromptMethod, name="l2p", params=L2PParams):
                 "keys": uniform(p["pool_size"], d, device=dev)}
 
     def select(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per sample, the cosines with all keys (B, M) and the top-N indices (B, N)."""
+        """Per sample, the cosines with all keys (B, M) and the top-N indices (B, N); with
+        ``batchwise``, the batch's N most frequent of those for every sample
+        (:func:`~janus.methods.prompting.batch_majority`)."""
         sim = cosine(q, self.prompts["keys"])
-        return sim, sim.topk(self.params["top_k"], dim=1).indices
+        idx = sim.topk(self.params["top_k"], dim=1).indices
+        if self.params["batchwise"]:
+            idx = batch_majority(idx, self.params["top_k"])
+        return sim, idx
 
     def forward(
         self, model: ContinualViT, images: torch.Tensor, num_tasks: int, train: bool
@@ -187,6 +196,9 @@ class DualPromptParams(Params):
                                     low_open=True)
     lr: float | None = param(None, "prompts' and keys' lr; None = train.lr", low=0,
                              low_open=True)
+    batchwise: bool = param(False, "at test, the batch's most frequent E-prompt for every "
+                            "sample (the port's batchwise_prompt: True in its CIFAR-100 config, "
+                            "False in its ImageNet-R one); a prediction then depends on its batch")
 
 
 class DualPrompt(PromptMethod, name="dualprompt", params=DualPromptParams):
@@ -241,10 +253,13 @@ class DualPrompt(PromptMethod, name="dualprompt", params=DualPromptParams):
         self, model: ContinualViT, images: torch.Tensor, num_tasks: int, train: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Head input: CLS; E-prompt ``num_tasks - 1`` when training, else the top-1 key among
-        the seen tasks'; term: -lambda * mean_b cos(q_b, k_chosen)."""
+        the seen tasks' (with ``batchwise``, the batch's most frequent top-1 for every
+        sample); term: -lambda * mean_b cos(q_b, k_chosen)."""
         sim = cosine(query(model, images), self.prompts["keys"][:num_tasks])
         if train:
             idx = torch.full((len(images),), num_tasks - 1, device=sim.device)
+        elif self.params["batchwise"]:
+            idx = batch_majority(sim.argmax(dim=1, keepdim=True), 1)[:, 0]
         else:
             idx = sim.argmax(dim=1)
         feats, _ = prompted_forward(model.vit, images, prefixes=self.prefixes(idx))

@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from janus.core.config import apply_overrides, profile
 from janus.core.errors import ConfigError
 from janus.methods.base import TaskContext
-from janus.methods.prompting import prefix_attention, prompted_forward, query, take
+from janus.methods.prompting import (
+    batch_majority,
+    prefix_attention,
+    prompted_forward,
+    query,
+    take,
+)
 from janus.methods.prompts import (
     L2P,
     CODAPrompt,
@@ -176,6 +182,74 @@ def test_l2p_selects_top_n_keys_per_sample_and_pulls_only_those(model, tmp_path)
         tokens = torch.cat([method.prompts["prompts"][i] for i in idx[b].tolist()])[None]
         _, out = prompted_forward(model.vit, x[b : b + 1], tokens=tokens)
         torch.testing.assert_close(feats[b], out[0].mean(0), rtol=1e-5, atol=1e-5)
+
+
+def port_batchwise(idx: torch.Tensor, top_k: int, pool_size: int) -> torch.Tensor:
+    """The ports' batch-wise selection, written out from JH-LEE-KR/l2p-pytorch@f7bc994
+    ``prompt.py`` lines 71-82 (dualprompt-pytorch@7eb457d lines 100-110 are the same): the
+    sorted unique ids and their counts, padded to ``pool_size`` with the smallest id at count
+    0, the ``top_k`` largest counts, their ids for every sample."""
+    prompt_id, id_counts = torch.unique(idx, return_counts=True, sorted=True)
+    if prompt_id.shape[0] < pool_size:
+        pad = pool_size - prompt_id.shape[0]
+        prompt_id = torch.cat([prompt_id, torch.full((pad,), int(idx.min()))])
+        id_counts = torch.cat([id_counts, torch.zeros(pad, dtype=id_counts.dtype)])
+    _, major = torch.topk(id_counts, k=top_k)
+    return prompt_id[major].expand(idx.shape[0], -1)
+
+
+def test_batch_majority_equals_the_ports_selection():
+    gen = torch.Generator().manual_seed(0)
+    checked = 0
+    for _ in range(200):
+        pool, k, b = 10, 3, 7
+        idx = torch.stack([torch.randperm(pool, generator=gen)[:k] for _ in range(b)])
+        counts = torch.bincount(idx.flatten(), minlength=pool).sort(descending=True).values
+        if counts[k - 1] == counts[k]:  # a tie at the cut: the port's order is unspecified
+            continue
+        ours = batch_majority(idx, k)
+        assert ours.shape == (b, k) and (ours == ours[0]).all()
+        assert set(ours[0].tolist()) == set(port_batchwise(idx, k, pool)[0].tolist())
+        checked += 1
+    assert checked > 50
+    # ties go to the smaller id, most frequent first
+    idx = torch.tensor([[3, 1, 0], [1, 3, 2], [4, 1, 2]])
+    assert batch_majority(idx, 3)[0].tolist() == [1, 2, 3]
+
+
+def test_l2p_batchwise_gives_every_sample_the_batchs_prompts(model, tmp_path):
+    per_sample, _ = method_on(L2P, model, tmp_path, pool_size=6, top_k=2)
+    batchwise, _ = method_on(L2P, model, tmp_path, pool_size=6, top_k=2, batchwise=True)
+    batchwise.prompts["keys"].data.copy_(per_sample.prompts["keys"])
+    q = torch.randn(9, 48, generator=torch.Generator().manual_seed(4))
+    sim, own = per_sample.select(q)
+    sim_b, idx = batchwise.select(q)
+    torch.testing.assert_close(sim, sim_b)
+    assert torch.equal(idx, batch_majority(own, 2)) and (idx == idx[0]).all()
+    x = images(3)  # the pull term and the prompts follow the batch's selection
+    feats, term = batchwise.forward(model, x, 1, train=True)
+    qx = query(model, x)
+    _, chosen = batchwise.select(qx)
+    k = batchwise.prompts["keys"].detach()
+    want = -0.1 * sum(float(F.cosine_similarity(qx[b], k[i], dim=0))
+                      for b in range(3) for i in chosen[b].tolist()) / 3
+    assert term.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_dualprompt_batchwise_tests_with_the_batchs_most_frequent_key(model, tmp_path):
+    method, _ = method_on(DualPrompt, model, tmp_path, batchwise=True)
+    x = images(6)
+    sim = F.cosine_similarity(query(model, x)[:, None], method.prompts["keys"][None, :3].detach(),
+                              dim=-1)
+    top = sim.argmax(dim=1)
+    assert len(set(top.tolist())) > 1  # the samples disagree: the vote decides
+    majority = int(torch.bincount(top).argmax())
+    feats, _ = method.forward(model, x, 3, train=False)
+    want, _ = prompted_forward(model.vit, x, prefixes=method.prefixes(torch.full((6,), majority)))
+    torch.testing.assert_close(feats, want, rtol=1e-5, atol=1e-5)
+    trained, _ = method.forward(model, x, 3, train=True)  # training forces E-prompt t
+    forced, _ = prompted_forward(model.vit, x, prefixes=method.prefixes(torch.full((6,), 2)))
+    torch.testing.assert_close(trained, forced, rtol=1e-5, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- DualPrompt
