@@ -39,6 +39,7 @@ from janus.experiments.variants import (
     FIG6_VARIANTS,
     FIG7_VARIANTS,
     ONE_EPOCH_CONTROL,
+    SDLORA_CODE,
     SDLORA_TABLE4_VARIANTS,
     SEQLORA_MINI_VARIANTS,
     TABLE1_VARIANTS,
@@ -56,7 +57,8 @@ def named_variants() -> dict[str, Variant]:
     """Every ablation variant the notebooks and the evidence run, by run label (each with the
     overrides it runs under: the one-epoch variants have ``train.epochs=1``)."""
     groups: list[Iterable[Variant]] = [
-        TABLE1_VARIANTS.values(), SDLORA_TABLE4_VARIANTS.values(), FIG2_VARIANTS.values(),
+        TABLE1_VARIANTS.values(), SDLORA_TABLE4_VARIANTS.values(), [SDLORA_CODE],
+        FIG2_VARIANTS.values(),
         FIG6_VARIANTS.values(), FIG7_VARIANTS.values(), TABLE5_VARIANTS.values(),
         [*SEQLORA_MINI_VARIANTS.values(), ONE_EPOCH_CONTROL],
         [janus_variant("memory=union", "janus-union", memory="union")],

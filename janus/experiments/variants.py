@@ -62,6 +62,23 @@ learned magnitude; one direction trained throughout; every direction kept but th
 magnitudes frozen; SD-LoRA. See ``docs/methods/sdlora.md``."""
 
 
+SDLORA_CODE = Variant(
+    "SD-LoRA (official code's protocol)", "sd-lora",
+    {"norm": "factors", "current": "raw-evaluated", "b_init": "zero", "magnitudes": "reset"},
+    "sd-lora-code",
+    ("train.optimizer=sgd", "train.momentum=0.9", "train.weight_decay=0.0", "train.lr=0.01",
+     "train.schedule=constant", "train.epochs=20", "lora.targets=['q','v']"),
+)
+"""SD-LoRA as its official code runs it (WuYichen-97/SD-Lora-CL@8bacded): earlier directions
+divided by ``||B|| ||A||``; the current term ``alpha_t B_t A_t`` un-normalised, from ``B = 0``,
+also in the evaluation right after its task; every magnitude restarts at 0.8 each task; SGD
+(momentum 0.9, no weight decay) at the ImageNet-R config's constant lr 1e-2 (CIFAR-100:
+``--set train.lr=0.008``) for 20 epochs; LoRA on Q and V. The weights
+(``vit_base_patch16_224.augreg2_in21k_ft_in1k``) and the class order (``pycil-1995`` /
+``pycil-1993``) are the `paper` profile's flags: ``docs/methods/sdlora.md``, "The official
+code's protocol"."""
+
+
 TABLE5_VARIANTS: dict[str, Variant] = {
     "GPM": Variant("GPM", "lora-gpm", {}, "lora-gpm-e1", ONE_EPOCH),
     "OE": Variant("OE", "janus-lora", {"gr": False, "dml": False}, "janus-oe-e1", ONE_EPOCH),

@@ -73,14 +73,28 @@ class SDLoRAParams(Params):
         "afterwards (row 1), or one direction trained in every task (row 2)")
     old_magnitudes: Literal["learned", "frozen"] = param(
         "learned", "earlier magnitudes learned (SD-LoRA) or each fixed after its task (row 3)")
-    current: Literal["normalized", "raw"] = param(
+    current: Literal["normalized", "raw", "raw-evaluated"] = param(
         "normalized", "the task being trained enters as alpha_t dir_t (paper, Eq. 4) or as "
-        "alpha_t B_t A_t (official code), normalised once its task is over")
+        "alpha_t B_t A_t (official code): normalised once its task is over (raw), or from the "
+        "next task on, after the evaluation that follows it (raw-evaluated, the code's)")
+    b_init: Literal["kaiming", "zero"] = param(
+        "kaiming", "a new B: Kaiming-uniform like A (Eq. 4 normalises it) or zero (the code's "
+        "LoRA init; needs a raw current term)")
+    magnitudes: Literal["carried", "reset"] = param(
+        "carried", "at a new task the earlier magnitudes keep their learned values (Eq. 4) or "
+        "restart at alpha_init (the code rebuilds them each task)")
 
     def check(self) -> None:
         if self.old_magnitudes == "frozen" and self.components != "per-task":
             raise ConfigError("old_magnitudes=frozen needs components=per-task (with one "
                               "component there is one magnitude)")
+        if self.b_init == "zero" and self.current == "normalized":
+            raise ConfigError("b_init=zero needs current=raw or raw-evaluated: the normalised "
+                              "direction B A / ||B A|| is 0/0 at B = 0")
+        if self.magnitudes == "reset" and (self.components != "per-task"
+                                           or self.old_magnitudes == "frozen"):
+            raise ConfigError("magnitudes=reset needs components=per-task and "
+                              "old_magnitudes=learned")
 
 
 class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
@@ -127,9 +141,12 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Freeze the earlier directions; add task t's component (Alg. 1 line 1) and alpha_t.
 
-        B is drawn like A (Kaiming-uniform) instead of LoRA's zero: Eq. 4 normalises the
-        current product, which is undefined at B = 0. With ``components`` "first" / "single"
-        (Table 4 rows 1-2) only task 1 adds a component; later tasks keep it frozen / trained.
+        B is drawn like A (Kaiming-uniform) instead of LoRA's zero (``b_init``): Eq. 4
+        normalises the current product, which is undefined at B = 0. With ``components``
+        "first" / "single" (Table 4 rows 1-2) only task 1 adds a component; later tasks keep it
+        frozen / trained. ``magnitudes="reset"``: every earlier magnitude restarts at
+        ``alpha_init``, as in the code, which rebuilds its network with fresh magnitudes each
+        task (WuYichen-97/SD-Lora-CL@8bacded ``backbone/lora.py`` lines 326-328).
         """
         single = self.params["components"] != "per-task"
         model.set_lora_trainable(self.params["components"] == "single")
@@ -138,12 +155,16 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
         k = len(self.alphas)
         for added in model.add_lora_components(self.rank(ctx.index)):
             for comp in added.values():
-                nn.init.kaiming_uniform_(comp.B, a=math.sqrt(5))
+                if self.params["b_init"] == "kaiming":
+                    nn.init.kaiming_uniform_(comp.B, a=math.sqrt(5))
                 self.attach_magnitude(comp, k)
+        old = self.alphas.detach()
+        if self.params["magnitudes"] == "reset":
+            old = torch.full_like(old, float(self.params["alpha_init"]))
         new = torch.full((1,), float(self.params["alpha_init"]), device=model.device)
-        self.alphas = nn.Parameter(torch.cat([self.alphas.detach(), new]))
+        self.alphas = nn.Parameter(torch.cat([old, new]))
         self.frozen_alphas = self.alphas.detach()[:-1].clone()
-        self.unnormalized = k if self.params["current"] == "raw" else None
+        self.unnormalized = k if self.params["current"] != "normalized" else None
 
     def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
         """The current component and head, and all magnitudes (Alg. 1 line 7)."""
@@ -151,8 +172,11 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
         return [{"params": [*trainable, self.alphas]}]
 
     def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
-        """From now on the task's direction enters normalised (also with ``current="raw"``)."""
-        self.unnormalized = None
+        """From now on the task's direction enters normalised (also with ``current="raw"``);
+        with ``"raw-evaluated"`` only from the next task on, so that the evaluation after the
+        task sees the training forward, as in the code (``models/base.py`` line 166)."""
+        if self.params["current"] != "raw-evaluated":
+            self.unnormalized = None
 
     @torch.no_grad()
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:

@@ -101,6 +101,71 @@ def test_code_option_raw_current_term_until_its_task_ends():
     assert float((want - normalised).detach().norm()) > 1e-3
 
 
+def code_qkv(adapter, x, saved, prev_alphas, current, alpha):
+    """The official code's qkv forward, written out from a reading of it
+    (WuYichen-97/SD-Lora-CL@8bacded ``backbone/lora.py``, ``_LoRA_qkv_timm_train.forward``,
+    lines 153-195): ``qkv(x)`` plus, on Q and V, ``sum_i prev_i B_i A_i x / (||B_i|| ||A_i||)``
+    over the earlier tasks' saved factors and ``alpha B A x`` for the task in training.
+    ``saved``: per earlier task ``{slice: (A, B)}``; ``current``: ``{slice: (A, B)}``."""
+    d = adapter.slice_dim
+    qkv = adapter.base(x).clone()
+    for s, cols in (("q", slice(0, d)), ("v", slice(2 * d, 3 * d))):
+        new = 0
+        for i, factors in enumerate(saved):
+            A, B = factors[s]
+            new = new + prev_alphas[i] * (x @ A.T @ B.T) / (B.norm() * A.norm())
+        A, B = current[s]
+        qkv[..., cols] += new + alpha * (x @ A.T @ B.T)
+    return qkv
+
+
+def test_code_protocol_preset_runs_the_official_forward(tmp_path):
+    """The ``sd-lora-code`` preset, checked against :func:`code_qkv` over 3 tasks: every
+    magnitude restarts at 0.8 and the new B at zero each task; the task's term is un-normalised
+    while it trains and in the evaluation after it, divided by ``||B|| ||A||`` from the next
+    task on."""
+    from janus.experiments.variants import SDLORA_CODE
+
+    sets = [f"method.params.{k}={v}" for k, v in SDLORA_CODE.params.items()]
+    cfg = apply_overrides(profile("smoke"), ["method.name=sd-lora", *SDLORA_CODE.overrides,
+                                             "train.epochs=1", "data.num_tasks=3",
+                                             "data.num_classes=9", *sets])
+    assert cfg.train.optimizer == "sgd" and cfg.lora.targets == ("q", "v")
+    x = torch.randn(2, 5, cfg.model.embed_dim, generator=torch.Generator().manual_seed(3))
+    seen = {"learned": []}
+
+    def factors(adapter, k):
+        return {s: (c.A.detach(), c.B.detach()) for s, c in adapter.task_components(k).items()}
+
+    def check(run, t, raw_alphas=None):
+        m, a = run.method, run.model.adapters[1]
+        alphas = m.alphas.detach() if raw_alphas is None else raw_alphas
+        want = code_qkv(a, x, [factors(a, k) for k in range(t)], alphas[:t], factors(a, t),
+                        alphas[t])
+        with torch.no_grad():
+            torch.testing.assert_close(a(x), want, rtol=1e-5, atol=1e-6)
+
+    class Probe(Observer):
+        def before_task(self, run, ctx):
+            t = ctx.index
+            assert torch.equal(run.method.alphas.detach(), torch.full((t + 1,), 0.8))
+            assert all(c.B.abs().sum() == 0 for c in run.model.task_components(t)[0].values())
+            check(run, t)
+
+        def after_task(self, run, ctx):  # what the evaluation after the task sees
+            t = ctx.index
+            assert run.method.unnormalized == t
+            seen["learned"].append(run.method.alphas.detach().clone())
+            check(run, t)
+
+    r = Run(cfg, tmp_path, progress=False, observers=[Probe()])
+    r.start()
+    r.train_tasks(save=False)
+    first, second = seen["learned"][1], seen["learned"][2]
+    assert not torch.allclose(first[:1], torch.tensor([0.8]))  # learned, then reset to 0.8
+    assert not torch.allclose(second[:2], torch.full((2,), 0.8))
+
+
 def test_dense_update_and_merge_include_the_magnitudes():
     """delta_weight() (read by merge() and the Fig. 2 violation probe) is Eq. 4's update."""
     model, method = build()
@@ -358,6 +423,10 @@ def test_bad_parameters():
         SDLoRA(cfg, components="single", old_magnitudes="frozen")
     with pytest.raises(ConfigError, match="norm"):
         SDLoRA(cfg, norm="spectral")
+    with pytest.raises(ConfigError, match="b_init=zero needs current=raw"):
+        SDLoRA(cfg, b_init="zero")
+    with pytest.raises(ConfigError, match="magnitudes=reset needs"):
+        SDLoRA(cfg, magnitudes="reset", components="first")
     with pytest.raises(ConfigError, match="alpha_init"):
         SDLoRA(cfg, alpha_init=float("nan"))
     with pytest.raises(ConfigError, match="tau"):
