@@ -4,6 +4,7 @@ backbones."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, Literal
 from janus.core.config import RunConfig, apply_overrides
 from janus.core.config import profile as make_profile
 from janus.core.errors import ConfigError
+from janus.model.backbones import timm_tag
 
 
 def make_config(
@@ -34,6 +36,53 @@ def make_config(
     if data_root is not None:
         cfg.data.root = data_root
     return apply_overrides(cfg, overrides)
+
+
+PAPER_WEIGHTS: dict[str, str] = {
+    "janus-lora": "vit_base_patch16_224.augreg_in21k",
+    "sd-lora": "vit_base_patch16_224.augreg2_in21k_ft_in1k",
+}
+"""The ViT-B/16 weights behind each paper's tables, as timm tags. Janus-LoRA Sec. 4.1:
+"pre-trained on ImageNet-21K" (the InfLoRA code base's ``vit_base_patch16_224_in21k``, in
+current timm ``augreg_in21k``). SD-LoRA Sec. 4.1: "pre-trained on ImageNet-21K and fine-tuned
+on ImageNet-1K"; its code (WuYichen-97/SD-Lora-CL@8bacded ``models/sdlora.py`` line 70)
+creates timm's ``vit_base_patch16_224``, whose default tag is ``augreg2_in21k_ft_in1k``."""
+
+PAPER_CLASS_ORDERS: dict[str, str] = {"sd-lora": "pycil-1995"}
+"""The class order of a paper's ImageNet-R tables where it is not ``sorted``: SD-LoRA's
+code shuffles with seed 1995 (``exps/sdlora_inr.json``)."""
+
+
+class OtherWeightsWarning(UserWarning):
+    """A run meant to reproduce a paper's table uses other backbone weights than the paper."""
+
+
+def paper_overrides(paper: str, profile: str) -> list[str]:
+    """The overrides that give a ``paper`` profile run the weights (and class order) of
+    ``paper``'s tables (:data:`PAPER_WEIGHTS`); none in the other profiles, whose backbones
+    stand in for the paper's."""
+    if profile != "paper":
+        return []
+    out = [f"model.name={PAPER_WEIGHTS[paper]!r}"]
+    if paper in PAPER_CLASS_ORDERS:
+        out.append(f"data.class_order={PAPER_CLASS_ORDERS[paper]!r}")
+    return out
+
+
+def check_weights(cfg: RunConfig, expected: str) -> None:
+    """Warn (:class:`OtherWeightsWarning`) when a ``paper`` profile run meant to reproduce a
+    table made with the timm weights ``expected`` uses others: another tag, or a random
+    initialisation. A ``checkpoint`` source is judged by the tag ``model.name`` declares."""
+    if cfg.profile != "paper":
+        return
+    m = cfg.model
+    got = "random weights (model.source='config')" if m.source == "config" else timm_tag(m.name)
+    if got != timm_tag(expected):
+        warnings.warn(OtherWeightsWarning(
+            f"the paper's table was made with {expected}, but this run ({cfg.method.run_name}) "
+            f"uses {got or repr(m.name)}: its numbers are not comparable with the paper's; pass "
+            f"--set model.name={expected}"
+            + (" --set model.source=hub" if m.source == "config" else "")), stacklevel=3)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,11 @@ from typing import Any
 from janus.core.errors import DataNotFoundError, WeightsNotFoundError
 from janus.core.results import summarize, train_seconds
 from janus.experiments.configs import (
+    PAPER_WEIGHTS,
     TABLE3_BENCHMARKS,
+    TABLE4_BACKBONES,
     TableName,
+    check_weights,
     make_config,
     table4_root,
     table_settings,
@@ -30,15 +33,19 @@ def run_variants(
     data_root: str | None = None,
     overrides: Sequence[str] = (),
     progress: bool = False,
+    weights: str = PAPER_WEIGHTS["janus-lora"],
 ) -> list[dict[str, Any]]:
     """Run every variant with every seed (reusing finished runs) and print one line each;
-    ``overrides`` come after each variant's own."""
+    ``overrides`` come after each variant's own. A ``paper`` profile run on other weights
+    than ``weights`` (the timm tag of the reproduced table's paper, Janus-LoRA's by default)
+    draws an :class:`~janus.experiments.configs.OtherWeightsWarning`."""
     records = []
     for v in variants:
         for seed in seeds:
             cfg = make_config(profile, v.method, seed, tasks=tasks, data_root=data_root,
                               overrides=[*v.overrides, *overrides], params=v.params,
                               label=v.label)
+            check_weights(cfg, weights)
             record = run(cfg, out, resume=True, progress=progress)
             m = record["metrics"]
             print(f"{v.name:<16} seed {seed}: ACC {m['acc']:6.2f}  MAA {m['maa']:6.2f}  "
@@ -117,7 +124,9 @@ def run_table(
         try:
             records = run_variants(variants, seeds, root, profile=profile, tasks=tasks,
                                    data_root=data_root, overrides=[*fixed, *overrides],
-                                   progress=progress)
+                                   progress=progress,
+                                   weights=(TABLE4_BACKBONES[key] if table == "table4"
+                                            else PAPER_WEIGHTS["janus-lora"]))
         except MISSING_INPUTS as err:
             print(not_run(name, err))
             continue

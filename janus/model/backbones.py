@@ -159,6 +159,39 @@ def vit_from_checkpoint(cfg: ModelConfig) -> VisionTransformer:
     return model
 
 
+def timm_tag(name: str) -> str | None:
+    """The exact timm weights ``name`` resolves to, ``architecture.tag`` (a bare architecture
+    name means its default tag: ``vit_base_patch16_224`` is ``...augreg2_in21k_ft_in1k``);
+    None when timm has no pretrained config of that name (our own backbones)."""
+    try:
+        pretrained = timm.models.get_pretrained_cfg(name)
+    except (RuntimeError, ValueError):
+        return None
+    return None if pretrained is None else f"{pretrained.architecture}.{pretrained.tag}"
+
+
+PRETRAINED_FIELDS = ("hf_hub_id", "url", "num_classes", "mean", "std", "input_size",
+                     "interpolation", "crop_pct", "license")
+
+
+def weights_identity(cfg: ModelConfig) -> dict[str, Any]:
+    """What a record says about the backbone's weights: their source; for ``hub`` the timm tag
+    and its pretrained config (offline: timm's registry); for ``checkpoint`` the file and
+    the timm tag ``model.name`` declares for it (the architecture read when the file has no
+    ``vit_kwargs``); ``config`` is a random initialisation."""
+    identity: dict[str, Any] = {"source": cfg.source}
+    if cfg.source == "config":
+        return {**identity, "pretrained": False}
+    if cfg.source == "checkpoint":
+        identity["file"] = cfg.checkpoint
+    tag = timm_tag(cfg.name)
+    identity["timm_tag"] = tag
+    if tag is not None:
+        pretrained = timm.models.get_pretrained_cfg(tag).to_dict()
+        identity["pretrained_cfg"] = {k: pretrained.get(k) for k in PRETRAINED_FIELDS}
+    return identity
+
+
 def build_vit(cfg: ModelConfig) -> VisionTransformer:
     """The frozen feature extractor named by ``cfg.source``."""
     builders = {"hub": vit_from_hub, "checkpoint": vit_from_checkpoint, "config": vit_from_config}

@@ -64,7 +64,7 @@ from janus.data.stream import (
     resolve_pipeline,
 )
 from janus.methods import Method, TaskContext, build_method
-from janus.model.backbones import checkpoint_sha256
+from janus.model.backbones import checkpoint_sha256, weights_identity
 from janus.model.continual import ContinualViT, build_model
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -513,6 +513,7 @@ class Run:
             "seed": self.cfg.seed,
             "environment": environment(str(self.device)),
             "checkpoint_sha256": self.checkpoint_sha256,
+            "weights": weights_identity(self.cfg.model),
             "method": {"version": self.method.version, "params": self.method.params},
             "numerics": numerics(self.amp, self.cfg.train.deterministic),
             "schedule_version": schedule_version(self.cfg.train.schedule),
