@@ -1,4 +1,4 @@
-"""The ``janus`` command line: list, run, sweep, show, summarize, pretrain, reference."""
+"""The ``janus`` command line: list, run, sweep, show, summarize, ledger, pretrain, reference."""
 
 from __future__ import annotations
 
@@ -195,6 +195,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from janus.reporting import ledger
+
+    root = Path(args.root)
+    if not (root / ledger.README).is_file() or not (root / "results").is_dir():
+        raise JanusError(f"{str(root)!r} is not the repository root (no {ledger.README} and "
+                         "results/ there): run from the root or pass --root")
+    if args.check:
+        problems = ledger.stale(root)
+        for line in problems:
+            print(f"janus ledger: {line}", file=sys.stderr)
+        return 1 if problems else 0
+    for path in ledger.write(root):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_summarize(args: argparse.Namespace) -> int:
     from janus.core.results import find_records, summarize
 
@@ -340,6 +357,12 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--markdown", action="store_true",
                    help="a markdown table, with the machine each group was timed on")
     m.set_defaults(func=cmd_summarize)
+    lg = sub.add_parser("ledger", help="regenerate REPRODUCIBILITY.md and the README's "
+                        "generated block from the code and the committed records")
+    lg.add_argument("--root", default=".", help="the repository root (default: .)")
+    lg.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 naming what is out of date")
+    lg.set_defaults(func=cmd_ledger)
     return p
 
 
