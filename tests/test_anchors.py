@@ -12,14 +12,14 @@ from janus.methods.anchors import BENCHMARK_PARAMS, benchmark_params
                           ("mini-imagenet-32", 0.98)])
 def test_inflora_threshold_follows_the_official_config_of_the_benchmark(dataset, lambda_b):
     cfg = apply_overrides(profile("paper"), ["method.name=inflora", f"data.dataset={dataset}"])
-    assert build_method(cfg).params["lambda_b"] == lambda_b
+    assert build_method(cfg).params.lambda_b == lambda_b
 
 
 def test_explicit_parameters_win_over_the_table():
     cfg = apply_overrides(profile("paper"), ["method.name=lora-drs", "data.dataset=cifar100",
                                              "method.params={'margin': 1.5}"])
     params = build_method(cfg).params
-    assert params["margin"] == 1.5 and params["lambda_atl"] == 0.05 and params["head_lr"] == 2e-3
+    assert params.margin == 1.5 and params.lambda_atl == 0.05 and params.head_lr == 2e-3
 
 
 def test_every_entry_names_a_registered_method_and_its_parameters():

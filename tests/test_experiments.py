@@ -37,7 +37,8 @@ def test_table1_variants_are_the_seven_switch_combinations():
     combos = set()
     for v in TABLE1_VARIANTS.values():
         m = build_method(make_config("smoke", v.method, params=v.params))
-        p = {"oe": False, "gr": False, "dml": False} if v.method == "finetune" else m.params
+        off = {"oe": False, "gr": False, "dml": False}
+        p = off if v.method == "finetune" else m.params.values()
         combos.add((p["oe"], p["gr"], p["dml"]))
     assert len(combos) == 7 and (True, True, True) in combos
     keys = {v.key for v in TABLE1_VARIANTS.values()}
@@ -101,17 +102,17 @@ def test_table5_and_fig6_variants():
     their own one-epoch labels; Fig. 6: LoRA-GPM with and without GR."""
     oe, gpm = (build_method(make_config("smoke", v.method, params=v.params))
                for v in (TABLE5_VARIANTS["OE"], TABLE5_VARIANTS["GPM"]))
-    assert (oe.params["oe"], oe.params["gr"], oe.params["dml"]) == (True, False, False)
-    assert (gpm.params["gr"], gpm.params["dml"], gpm.protects) == (False, False, True)
+    assert (oe.params.oe, oe.params.gr, oe.params.dml) == (True, False, False)
+    assert (gpm.params.gr, gpm.params.dml, gpm.protects) == (False, False, True)
     keys = {r["method"] for r in paper_numbers("janus_lora_table5")}
     assert {v.key for v in TABLE5_VARIANTS.values()} == keys
     assert {r["dataset"] for r in paper_numbers("janus_lora_table5")} == {"imagenet-r", "cifar100"}
     gr = build_method(make_config("smoke", "lora-gpm", params=FIG6_VARIANTS["lora-gpm-gr"].params))
-    assert gr.params["gr"] and FIG6_VARIANTS["lora-gpm"].key == "lora-gpm"
+    assert gr.params.gr and FIG6_VARIANTS["lora-gpm"].key == "lora-gpm"
 
 
 def test_fig7_variants_differ_only_by_dml():
-    a, b = (build_method(make_config("smoke", v.method, params=v.params)).params
+    a, b = (build_method(make_config("smoke", v.method, params=v.params)).params.values()
             for v in FIG7_VARIANTS.values())
     assert {k for k in a if a[k] != b[k]} == {"dml"}
 

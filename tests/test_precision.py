@@ -247,7 +247,8 @@ def test_metric_terms_are_float32_under_autocast():
     protos = F.normalize(torch.randn(6, 48), dim=-1)
     janus = JanusLoRA(profile("smoke"))
     janus.old_prototypes = protos
-    janus.params["margin"] = -1.0  # every hinge active
+    object.__setattr__(janus.params, "margin", -1.0)  # below its range on purpose: every hinge
+    # is active
     for fn, args in [(janus.dml_loss, (feats, y)),
                      (augmented_triplet_loss, (F.normalize(feats, dim=-1), y, protos, 2.0)),
                      (nearest_prototype_scores, (feats, protos)),

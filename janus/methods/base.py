@@ -87,8 +87,8 @@ class Method:
     :data:`janus.methods.anchors.BENCHMARK_PARAMS`, then by ``method.params`` in the config;
     type and range are checked before anything is built) and cite the paper and equation they
     implement.
-    ``self.params`` is the resolved dict (what a record stores), ``self.settings`` the same
-    values as the typed dataclass.
+    ``self.params`` is the resolved, typed and frozen dataclass, read as attributes
+    (``self.params.margin``); ``self.params.values()`` is what a record stores.
     """
 
     name: ClassVar[str] = ""
@@ -134,17 +134,16 @@ class Method:
         self.cfg = cfg
         given = {**benchmark_params(self.name, cfg.data.dataset), **params}
         try:
-            self.settings = self.params_type(**given)
+            self.params = self.params_type(**given)
         except ConfigError as err:
             raise ConfigError(f"method {self.name!r}: {err}; `janus list --method {self.name}` "
                               f"lists its parameters") from None
-        self.params = {**self.defaults, **given}
         self.hooks: list[RemovableHandle] = []
         """Handles of the hooks registered through :meth:`forward_hook`."""
         self.init_state()
 
     def init_state(self) -> None:
-        """At construction, once ``self.cfg``, ``self.params`` and ``self.settings`` are set:
+        """At construction, once ``self.cfg`` and ``self.params`` are set:
         the method's own (empty) state. Override this instead of ``__init__``."""
 
     def forward_hook(self, module: nn.Module, fn: ForwardHook) -> None:

@@ -86,7 +86,7 @@ class BiLoRA(Method, name="bilora", params=BiLoRAParams):
             raise ConfigError(f"{self.name} needs square projections, got "
                               f"{a.slice_dim}x{a.in_features}")
         self.d = a.in_features
-        n = self.params["frequencies"] or scaled_frequencies(self.d)
+        n = self.params.frequencies or scaled_frequencies(self.d)
         if n > self.d * self.d:
             raise ConfigError(f"{self.name} frequencies={n} exceed the {self.d}x{self.d} grid")
         self.n = n
@@ -99,7 +99,7 @@ class BiLoRA(Method, name="bilora", params=BiLoRAParams):
         """Frozen sum plus, during a task, its current Fourier update."""
         w = self.frozen[block][s]
         if self.support is not None:
-            w = w + fourier_update(self.coeffs[slot], self.support, self.d, self.params["alpha"])
+            w = w + fourier_update(self.coeffs[slot], self.support, self.d, self.params.alpha)
         return w
 
     def update_adder(self, block: int) -> ForwardHook:
@@ -120,7 +120,7 @@ class BiLoRA(Method, name="bilora", params=BiLoRAParams):
     # ------------------------------------------------------------------ tasks
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Task t's support and zero coefficients per block and slice."""
-        self.support = task_support(self.d, self.n, ctx.index, self.params["seed_base"])
+        self.support = task_support(self.d, self.n, ctx.index, self.params.seed_base)
         slots = sum(len(a.slices) for a in model.adapters)
         self.coeffs = nn.ParameterList(
             [nn.Parameter(torch.zeros(self.n, device=model.device)) for _ in range(slots)]

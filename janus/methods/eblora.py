@@ -99,14 +99,14 @@ class EBLoRA(Method, name="eblora", params=EBLoRAParams):
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Freeze earlier updates; add and initialise this task's ``(U, Vt, m)`` per slice."""
         model.set_lora_trainable(False)
-        grads = self.task_gradients(model, ctx) if self.params["init"] == "gradient" else None
+        grads = self.task_gradients(model, ctx) if self.params.init == "gradient" else None
         self.updates = []
         for i, added in enumerate(model.add_lora_components()):
             adapter = model.adapters[i]
             for s, comp in added.items():
                 g = None if grads is None else grads[i][adapter.rows(s)]
                 u, vt = initial_factors(g, self.protected[i], adapter.slice_dim, comp.rank)
-                m = nn.Parameter(torch.tensor(float(self.params["init_magnitude"]),
+                m = nn.Parameter(torch.tensor(float(self.params.init_magnitude),
                                               device=comp.A.device))
                 upd = TaskUpdate(comp, i, nn.Parameter(u.to(comp.B.dtype)), m)
                 with torch.no_grad():
@@ -120,7 +120,7 @@ class EBLoRA(Method, name="eblora", params=EBLoRAParams):
         zero update."""
         data = ctx.task.train_plain
         bs = ctx.stream.batch_size
-        idx = torch.randperm(len(data))[: self.params["init_batches"] * bs].tolist()
+        idx = torch.randperm(len(data))[: self.params.init_batches * bs].tolist()
         loader = ctx.stream.eval_loader(data.select(idx), batch_size=bs)
         weights = [a.base.weight for a in model.adapters]
         grads = [torch.zeros_like(w, dtype=torch.float64) for w in weights]
@@ -147,7 +147,7 @@ class EBLoRA(Method, name="eblora", params=EBLoRAParams):
             {"params": [p for p in model.heads.parameters() if p.requires_grad]},
             {"params": [x for u in self.updates for x in (u.comp.A, u.U)], "weight_decay": 0.0},
             {"params": [u.m for u in self.updates],
-             "lr": self.cfg.train.lr * self.params["magnitude_lr"]},
+             "lr": self.cfg.train.lr * self.params.magnitude_lr},
         ]
 
     # ------------------------------------------------------------------ Riemannian Adam
@@ -191,7 +191,7 @@ class EBLoRA(Method, name="eblora", params=EBLoRAParams):
         grams = input_grams(model, ctx.stream.eval_loader(ctx.task.train_plain), torch.float64)
         max_dim = model.adapters[0].in_features - model.lora.rank
         self.protected = [
-            geo.grown_basis(p, g, self.params["threshold"], max_dim)
+            geo.grown_basis(p, g, self.params.threshold, max_dim)
             for p, g in zip(self.protected, grams, strict=True)
         ]
 

@@ -86,7 +86,7 @@ class InfLoRA(Method, name="inflora", params=InfLoRAParams):
 
     def threshold(self, task: int) -> float:
         """``eps_t = lambda_b + (1 - lambda_b) t / T`` (0-based t)."""
-        lam = self.params["lambda_b"]
+        lam = self.params.lambda_b
         return lam + (1 - lam) * task / self.cfg.data.num_tasks
 
     def task_grams(self, model: ContinualViT, ctx: TaskContext) -> list[torch.Tensor]:
@@ -98,9 +98,9 @@ class InfLoRA(Method, name="inflora", params=InfLoRAParams):
     def grown(self, protected: torch.Tensor, gram: torch.Tensor, task: int,
               max_dim: int) -> torch.Tensor:
         """One block's protected basis after task ``task`` (DualGPM ``update_DualGPM``)."""
-        energy_gram = gram @ gram if self.params["energy"] == "squared" else gram
+        energy_gram = gram @ gram if self.params.energy == "squared" else gram
         eps = self.threshold(task)
-        if task == 0 and self.params["first_task"] == "code":
+        if task == 0 and self.params.first_task == "code":
             return geo.first_task_gpm_basis(energy_gram, eps, max_dim)
         return geo.grown_basis(protected, energy_gram, eps, max_dim)
 
@@ -112,7 +112,7 @@ class InfLoRA(Method, name="inflora", params=InfLoRAParams):
         for i, added in enumerate(model.add_lora_components()):
             for comp in added.values():
                 A = designed_input_factor(grams[i], self.protected[i], comp.rank)
-                comp.A.copy_(self.params["a_scale"] * A.to(comp.A))
+                comp.A.copy_(self.params.a_scale * A.to(comp.A))
                 comp.A.requires_grad_(False)
 
     @torch.no_grad()

@@ -149,9 +149,9 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
     """
 
     def init_state(self) -> None:
-        if self.params["exact_safe"] and not self.protects:
+        if self.params.exact_safe and not self.protects:
             raise ConfigError(f"{self.name} exact_safe=True needs a protected basis (oe=True)")
-        if self.params["memory"] == "union":
+        if self.params.memory == "union":
             self.version = 2  # 2: at its cap the union keeps the highest-energy directions
         self.blocks: list[BlockState] = []
         """One state per block of the model (:meth:`setup`)."""
@@ -191,10 +191,10 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
     @property
     def protects(self) -> bool:
         """Whether updates are projected off a historical basis (here: the OE snapshots)."""
-        return bool(self.params["oe"])
+        return bool(self.params.oe)
 
     def rank_k(self, d_in: int) -> int:
-        k = self.params["k"]
+        k = self.params.k
         if k is None:
             k = scaled_k(PAPER_K, d_in)
         if not 1 <= k < d_in:
@@ -214,16 +214,16 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         model.set_lora_trainable(True)
         for block in self.blocks:
-            block.capture.keep_inputs = self.params["oe"]
-            block.capture.basis = self.projection(block) if self.params["gr"] else None
+            block.capture.keep_inputs = self.params.oe
+            block.capture.basis = self.projection(block) if self.params.gr else None
 
     # ------------------------------------------------------------------ loss
     def loss(self, model, images, targets, ctx):
         feats = self.features(model, images)
         loss = self.head_loss(model, feats, targets, ctx)
-        if self.params["dml"]:
+        if self.params.dml:
             y = targets - ctx.label_offset
-            loss = loss + self.params["lambda_dml"] * self.dml_loss(feats, y)
+            loss = loss + self.params.lambda_dml * self.dml_loss(feats, y)
         return loss
 
     @in_full_precision
@@ -236,10 +236,10 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
         classes, index = torch.unique(y, return_inverse=True)
         sums = torch.zeros(len(classes), z.shape[1], device=z.device).index_add(0, index, z)
         protos = F.normalize(sums, dim=-1)
-        loss = F.cross_entropy(z @ protos.T / self.params["tau"], index)
+        loss = F.cross_entropy(z @ protos.T / self.params.tau, index)
         if self.old_prototypes is not None:
             sim = z @ self.old_prototypes.T
-            loss = loss + F.relu(sim - self.params["margin"]).mean()
+            loss = loss + F.relu(sim - self.params.margin).mean()
         return loss
 
     # ------------------------------------------------------------------ gradients
@@ -250,23 +250,23 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
             for s, comp in adapter.task_components(0).items():
                 if comp.A.grad is None or comp.B.grad is None:
                     continue
-                if self.params["gr"]:
+                if self.params.gr:
                     comp.A.grad, comp.B.grad = rectified_gradients(
-                        comp, self.params["gamma"], basis, cap.gw_v.get(s)
+                        comp, self.params.gamma, basis, cap.gw_v.get(s)
                     )
                 elif basis is not None:  # "OE only" (Table 1 ③), LoRA-GPM: project A's input side
                     comp.A.grad = geo.safe_update(comp.A.grad.float(), basis).to(
                         comp.A.grad.dtype
                     )
             cap.gw_v = {}
-        if self.params["exact_safe"]:
+        if self.params.exact_safe:
             self.pending_steps = [
                 (comp, basis, comp.A.detach().clone(), comp.B.detach().clone())
                 for block in self.blocks
                 if (basis := self.projection(block)) is not None
                 for comp in block.capture.adapter.task_components(0).values()
             ]
-        if self.params["oe"]:
+        if self.params.oe:
             self.estimate()
 
     @torch.no_grad()
@@ -292,7 +292,7 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
                 continue
             # on the device, without a host synchronisation; float64 as Python's division
             energy = cap.x.pow(2).sum().double()
-            lr = self.params["oe_lr"] / energy.clamp_min(torch.finfo(torch.float64).tiny)
+            lr = self.params.oe_lr / energy.clamp_min(torch.finfo(torch.float64).tiny)
             step = geo.online_estimation_step(block.online, cap.x, lr)
             block.online = torch.where(energy > 0, step, block.online)  # no step on x = 0
             cap.x = None
@@ -301,7 +301,7 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
     @torch.no_grad()
     def after_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         self.update_history(model, ctx)
-        if self.params["dml"]:
+        if self.params.dml:
             self.store_prototypes(model, ctx)
 
     def update_history(self, model: ContinualViT, ctx: TaskContext) -> None:
@@ -309,7 +309,7 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
         (``snapshot``), or its union with the earlier history (``union``, :func:`union_basis`;
         the snapshot's energy comes from one pass over the task's training images, test
         transform, with the training run's RNG untouched)."""
-        if self.params["memory"] == "snapshot":
+        if self.params.memory == "snapshot":
             for block in self.blocks:
                 block.history = block.online.clone()
             return
@@ -323,7 +323,7 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
             if block.history is None:
                 block.history, block.energy = v.clone(), energy
                 continue
-            cap = self.params["max_rank"] or v.shape[0] // 2
+            cap = self.params.max_rank or v.shape[0] // 2
             block.history, block.energy = union_basis(block.history, v, cap, block.energy,
                                                       energy)
 
@@ -369,7 +369,7 @@ class LoRAGPM(JanusLoRA, name="lora-gpm", params=LoRAGPMParams):
         the task's inputs (training images, test transform), threshold
         ``threshold + threshold_step * t`` (at most 1); at most ``d_in - rank`` columns."""
         grams = input_grams(model, ctx.stream.eval_loader(ctx.task.train_plain), torch.float64)
-        eps = min(1.0, self.params["threshold"] + self.params["threshold_step"] * ctx.index)
+        eps = min(1.0, self.params.threshold + self.params.threshold_step * ctx.index)
         d = model.adapters[0].in_features
         for block, gram in zip(self.blocks, grams, strict=True):
             old = block.history

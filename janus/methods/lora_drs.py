@@ -146,7 +146,7 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
         if a.slice_dim != a.in_features:
             raise ConfigError(f"{self.name} projects B's step with the input-space projector, "
                               f"which needs square projections; got {a.slice_dim}x{a.in_features}")
-        if self.params["gr"]:
+        if self.params.gr:
             self.captures = [ActivationCapture(a, self.forward_hook) for a in model.adapters]
             for cap in self.captures:
                 cap.keep_inputs = False
@@ -155,7 +155,7 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
         model.set_lora_trainable(False)
         self.spaces = None
         if ctx.index > 0:
-            bases = [drift_resistant_basis(g, self.params["energy"])
+            bases = [drift_resistant_basis(g, self.params.energy)
                      for g in self.subtracted_grams(model, ctx)]
             self.spaces = [DriftSpace(U, (U @ U.T / U.shape[1] ** 0.5).float()) for U in bases]
         for i, cap in enumerate(self.captures):
@@ -173,7 +173,7 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
             comp.B.zero_()
             rows = torch.randint(comp.B.shape[0], (comp.B.shape[1],))
             cols = torch.arange(comp.B.shape[1])
-            values = torch.randn(comp.B.shape[1]) * self.params["b_init_std"]
+            values = torch.randn(comp.B.shape[1]) * self.params.b_init_std
             comp.B[rows.to(comp.B.device), cols.to(comp.B.device)] = values.to(comp.B)
 
     def subtracted_grams(self, model: ContinualViT, ctx: TaskContext) -> list[torch.Tensor]:
@@ -189,23 +189,23 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
         head = list(model.heads[ctx.index].parameters())
         adapters = [p for pair in self.pairs for p in (pair.comp.A, pair.comp.B)]
         head_group: dict[str, Any] = {"params": head}
-        if self.params["head_lr"] is not None:
-            head_group["lr"] = self.params["head_lr"]
+        if self.params.head_lr is not None:
+            head_group["lr"] = self.params.head_lr
         return [{"params": adapters}, head_group]
 
     def loss(self, model, images, targets, ctx):
         feats = self.features(model, images)
         loss = self.head_loss(model, feats, targets, ctx)
-        if self.params["lambda_atl"] > 0:
+        if self.params.lambda_atl > 0:
             y = targets - ctx.label_offset
             old = None if self.prototypes is None else F.normalize(self.prototypes, dim=-1)
             atl = augmented_triplet_loss(F.normalize(feats.float(), dim=-1), y, old,
-                                         self.params["margin"])
-            loss = loss + self.params["lambda_atl"] * atl
+                                         self.params.margin)
+            loss = loss + self.params.lambda_atl * atl
         return loss
 
     def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
-        if self.params["gr"]:
+        if self.params.gr:
             self.rectify()
         elif self.spaces is not None:
             for pair in self.pairs:
@@ -217,12 +217,12 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
         for pair in self.pairs:
             comp = pair.comp
             if self.spaces is None:
-                comp.A.grad, comp.B.grad = rectified_gradients(comp, self.params["gamma"])
+                comp.A.grad, comp.B.grad = rectified_gradients(comp, self.params.gamma)
                 continue
             cap = self.captures[pair.block]
             U = cap.basis
             comp.A.grad, comp.B.grad = rectified_gradients(
-                comp, self.params["gamma"], U, cap.gw_v[pair.slice], keep=0.0,
+                comp, self.params.gamma, U, cap.gw_v[pair.slice], keep=0.0,
                 basis_weight=U.shape[1] ** -0.5,
             )
         for cap in self.captures:
@@ -232,7 +232,7 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
         """The optimiser's step of the new pairs, projected: ``dA P`` and ``P dB`` (not with
         ``gr``, whose gradients are already rectified towards the projected gradient)."""
-        if self.spaces is None or self.params["gr"]:
+        if self.spaces is None or self.params.gr:
             return
         for pair in self.pairs:
             comp, (a_old, b_old) = pair.comp, pair.before

@@ -106,6 +106,10 @@ class Params:
     def check(self) -> None:
         """Checks between fields (a :class:`ConfigError` saying what to change)."""
 
+    def values(self) -> dict[str, Any]:
+        """Every field's value by name, in field order (what a record stores)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         return {f.name: f.default for f in fields(cls) if f.default is not MISSING}

@@ -97,15 +97,15 @@ class PromptMethod(Method):
     def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
         """The prompt tensors (with ``lr`` when set) and the current head."""
         prompts: dict[str, Any] = {"params": list(self.prompts.values())}
-        if self.params["lr"] is not None:
-            prompts["lr"] = self.params["lr"]
+        if self.params.lr is not None:
+            prompts["lr"] = self.params.lr
         return [prompts, {"params": list(model.heads[ctx.index].parameters())}]
 
     def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
         """The codes' ``clip_grad_norm_`` over everything trained (prompts and head)."""
-        if self.params["clip_grad"] is not None:
+        if self.params.clip_grad is not None:
             trained = [p for g in self.parameter_groups(model, ctx) for p in g["params"]]
-            nn.utils.clip_grad_norm_(trained, self.params["clip_grad"])
+            nn.utils.clip_grad_norm_(trained, self.params.clip_grad)
 
     def state_dict(self) -> dict[str, Any]:
         return {"prompts": {k: p.detach().clone() for k, p in self.prompts.items()}}
@@ -145,17 +145,17 @@ class L2P(PromptMethod, name="l2p", params=L2PParams):
 
     def build(self, model: ContinualViT) -> dict[str, nn.Parameter]:
         p, d, dev = self.params, model.feature_dim, model.device
-        return {"prompts": uniform(p["pool_size"], p["length"], d, device=dev),
-                "keys": uniform(p["pool_size"], d, device=dev)}
+        return {"prompts": uniform(p.pool_size, p.length, d, device=dev),
+                "keys": uniform(p.pool_size, d, device=dev)}
 
     def select(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per sample, the cosines with all keys (B, M) and the top-N indices (B, N); with
         ``batchwise``, the batch's N most frequent of those for every sample
         (:func:`~janus.methods.prompting.batch_majority`)."""
         sim = cosine(q, self.prompts["keys"])
-        idx = sim.topk(self.params["top_k"], dim=1).indices
-        if self.params["batchwise"]:
-            idx = batch_majority(idx, self.params["top_k"])
+        idx = sim.topk(self.params.top_k, dim=1).indices
+        if self.params.batchwise:
+            idx = batch_majority(idx, self.params.top_k)
         return sim, idx
 
     def forward(
@@ -168,7 +168,7 @@ class L2P(PromptMethod, name="l2p", params=L2PParams):
         tokens = take(self.prompts["prompts"], idx).flatten(1, 2)  # (B, N * length, d)
         _, outputs = prompted_forward(model.vit, images, tokens=tokens)
         pull = sim.gather(1, idx).sum() / len(images)
-        return outputs.mean(dim=1), -self.params["lam"] * pull
+        return outputs.mean(dim=1), -self.params.lam * pull
 
 
 # --------------------------------------------------------------------------- DualPrompt
@@ -209,15 +209,15 @@ class DualPrompt(PromptMethod, name="dualprompt", params=DualPromptParams):
     def init_state(self) -> None:
         super().init_state()
         p = self.params
-        self.e_length = p["e_length"] or (20 if self.cfg.data.dataset == "imagenet-r" else 5)
+        self.e_length = p.e_length or (20 if self.cfg.data.dataset == "imagenet-r" else 5)
         self.g_layers: list[int] = []
         self.e_layers: list[int] = []
 
     def build(self, model: ContinualViT) -> dict[str, nn.Parameter]:
         p, dev = self.params, model.device
         g, e = dualprompt_layers(len(model.vit.blocks))
-        self.g_layers = list(g if p["g_layers"] is None else p["g_layers"])
-        self.e_layers = list(e if p["e_layers"] is None else p["e_layers"])
+        self.g_layers = list(g if p.g_layers is None else p.g_layers)
+        self.e_layers = list(e if p.e_layers is None else p.e_layers)
         blocks = range(len(model.vit.blocks))
         if set(self.g_layers) & set(self.e_layers) or not set(self.g_layers + self.e_layers) <= set(
             blocks
@@ -227,7 +227,7 @@ class DualPrompt(PromptMethod, name="dualprompt", params=DualPromptParams):
         heads, head_dim = attention_shape(model.vit)
         pool = self.cfg.data.num_tasks  # one E-prompt per task
         return {
-            "g": uniform(len(self.g_layers), 2, p["g_length"], heads, head_dim, device=dev),
+            "g": uniform(len(self.g_layers), 2, p.g_length, heads, head_dim, device=dev),
             "e": uniform(len(self.e_layers), 2, pool, self.e_length, heads, head_dim, device=dev),
             "keys": uniform(pool, model.feature_dim, device=dev),
         }
@@ -258,13 +258,13 @@ class DualPrompt(PromptMethod, name="dualprompt", params=DualPromptParams):
         sim = cosine(query(model, images), self.prompts["keys"][:num_tasks])
         if train:
             idx = torch.full((len(images),), num_tasks - 1, device=sim.device)
-        elif self.params["batchwise"]:
+        elif self.params.batchwise:
             idx = batch_majority(sim.argmax(dim=1, keepdim=True), 1)[:, 0]
         else:
             idx = sim.argmax(dim=1)
         feats, _ = prompted_forward(model.vit, images, prefixes=self.prefixes(idx))
         pull = sim.gather(1, idx[:, None]).mean()
-        return feats, -self.params["lam"] * pull
+        return feats, -self.params.lam * pull
 
 
 # --------------------------------------------------------------------------- CODA-Prompt
@@ -333,13 +333,13 @@ class CODAPrompt(PromptMethod, name="coda-prompt", params=CODAPromptParams):
         task initialises its components."""
         p, d, dev = self.params, model.feature_dim, model.device
         depth = len(model.vit.blocks)
-        self.layers = list(range(min(depth, 5)) if p["layers"] is None else p["layers"])
+        self.layers = list(range(min(depth, 5)) if p.layers is None else p.layers)
         if not set(self.layers) <= set(range(depth)):
             raise ConfigError(f"{self.name} layers must be blocks of 0..{depth - 1}")
         heads, head_dim = attention_shape(model.vit)
         width = heads * head_dim
-        cap = min(d, p["length"] * width)  # orthonormal rows of K, A and flattened P
-        M = p["pool_size"] or min(100, cap)
+        cap = min(d, p.length * width)  # orthonormal rows of K, A and flattened P
+        M = p.pool_size or min(100, cap)
         self.per_task = M // self.cfg.data.num_tasks
         if self.per_task < 1 or M > cap:
             raise ConfigError(f"{self.name} pool_size={M} must give each of the "
@@ -349,7 +349,7 @@ class CODAPrompt(PromptMethod, name="coda-prompt", params=CODAPromptParams):
         def zeros(*shape: int) -> nn.Parameter:
             return nn.Parameter(torch.zeros(shape, device=dev))
 
-        return {"P": zeros(n, M, p["length"], width), "K": zeros(n, M, d), "A": zeros(n, M, d)}
+        return {"P": zeros(n, M, p.length, width), "K": zeros(n, M, d), "A": zeros(n, M, d)}
 
     def span(self, num_tasks: int) -> tuple[int, int]:
         """[s, f): the components of task ``num_tasks - 1``."""
@@ -382,7 +382,7 @@ class CODAPrompt(PromptMethod, name="coda-prompt", params=CODAPromptParams):
         """Head input: CLS with :meth:`prefixes`; term: mu * their penalty."""
         prefixes, penalty = self.prefixes(query(model, images), num_tasks, train)
         feats, _ = prompted_forward(model.vit, images, prefixes=prefixes)
-        return feats, self.params["mu"] * penalty
+        return feats, self.params.mu * penalty
 
     def prefixes(
         self, q: torch.Tensor, num_tasks: int, train: bool
@@ -391,10 +391,10 @@ class CODAPrompt(PromptMethod, name="coda-prompt", params=CODAPromptParams):
         prefix, its second the value prefix; and, training with mu > 0, the sum over layers
         of the penalties of K, A and P."""
         prefixes, penalty = {}, torch.zeros((), device=q.device)
-        half = self.params["length"] // 2
+        half = self.params.length // 2
         for b, (P, K, A) in zip(self.layers, self.components(num_tasks, train), strict=True):
             p = torch.einsum("bm,mld->bld", coda_weights(q, A, K), P)
             prefixes[b] = (p[:, :half], p[:, half:])
-            if train and self.params["mu"] > 0:
+            if train and self.params.mu > 0:
                 penalty = penalty + sum(ortho_penalty(x.flatten(1)) for x in (K, A, P))
         return prefixes, penalty

@@ -121,7 +121,7 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
         def gain() -> torch.Tensor:
             if k == self.unnormalized:
                 return self.alphas[k] / comp.scale
-            n = direction_norm(comp.A, comp.B, self.params["norm"])
+            n = direction_norm(comp.A, comp.B, self.params.norm)
             return self.alphas[k] / (comp.scale * n)
 
         comp.gain = gain
@@ -135,7 +135,7 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
             for _, k, comp in a.iter_components():
                 self.attach_magnitude(comp, k)
         n = counts.pop()
-        self.alphas = nn.Parameter(torch.full((n,), float(self.params["alpha_init"]),
+        self.alphas = nn.Parameter(torch.full((n,), float(self.params.alpha_init),
                                               device=model.device))
 
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
@@ -148,23 +148,23 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
         ``alpha_init``, as in the code, which rebuilds its network with fresh magnitudes each
         task (WuYichen-97/SD-Lora-CL@8bacded ``backbone/lora.py`` lines 326-328).
         """
-        single = self.params["components"] != "per-task"
-        model.set_lora_trainable(self.params["components"] == "single")
+        single = self.params.components != "per-task"
+        model.set_lora_trainable(self.params.components == "single")
         if single and len(self.alphas):
             return
         k = len(self.alphas)
         for added in model.add_lora_components(self.rank(ctx.index)):
             for comp in added.values():
-                if self.params["b_init"] == "kaiming":
+                if self.params.b_init == "kaiming":
                     nn.init.kaiming_uniform_(comp.B, a=math.sqrt(5))
                 self.attach_magnitude(comp, k)
         old = self.alphas.detach()
-        if self.params["magnitudes"] == "reset":
-            old = torch.full_like(old, float(self.params["alpha_init"]))
-        new = torch.full((1,), float(self.params["alpha_init"]), device=model.device)
+        if self.params.magnitudes == "reset":
+            old = torch.full_like(old, float(self.params.alpha_init))
+        new = torch.full((1,), float(self.params.alpha_init), device=model.device)
         self.alphas = nn.Parameter(torch.cat([old, new]))
         self.frozen_alphas = self.alphas.detach()[:-1].clone()
-        self.unnormalized = k if self.params["current"] != "normalized" else None
+        self.unnormalized = k if self.params.current != "normalized" else None
 
     def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
         """The current component and head, and all magnitudes (Alg. 1 line 7)."""
@@ -175,14 +175,14 @@ class SDLoRA(Method, name="sd-lora", params=SDLoRAParams):
         """From now on the task's direction enters normalised (also with ``current="raw"``);
         with ``"raw-evaluated"`` only from the next task on, so that the evaluation after the
         task sees the training forward, as in the code (``models/base.py`` line 166)."""
-        if self.params["current"] != "raw-evaluated":
+        if self.params.current != "raw-evaluated":
             self.unnormalized = None
 
     @torch.no_grad()
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
         """Table 4 row 3 (``old_magnitudes="frozen"``): the earlier magnitudes keep the values
         they had at the end of their tasks, whatever the optimiser did."""
-        if self.params["old_magnitudes"] == "frozen":
+        if self.params.old_magnitudes == "frozen":
             self.alphas[:-1] = self.frozen_alphas
 
     # ------------------------------------------------------------------ state
@@ -222,14 +222,14 @@ class SDLoRARR(SDLoRA, name="sd-lora-rr", params=SDLoRARRParams):
 
     def init_state(self) -> None:
         super().init_state()
-        ranks = self.settings.ranks
+        ranks = self.params.ranks
         self.ranks = ranks if ranks is not None else tuple(
             scaled_rank(self.cfg.lora.rank, r) for r in PAPER_RANKS)
 
     def rank(self, task: int) -> int:
         t = task + 1
-        return self.ranks[0] if t < self.params["mu"] else (
-            self.ranks[1] if t < self.params["nu"] else self.ranks[2]
+        return self.ranks[0] if t < self.params.mu else (
+            self.ranks[1] if t < self.params.nu else self.ranks[2]
         )
 
 
@@ -260,7 +260,7 @@ class SDLoRAKD(SDLoRA, name="sd-lora-kd", params=SDLoRAKDParams):
         sqrt(#projections) (float64, CPU)."""
         parts = [
             geo.normalized_direction(
-                c.A.detach().double().cpu(), c.B.detach().double().cpu(), self.params["norm"]
+                c.A.detach().double().cpu(), c.B.detach().double().cpu(), self.params.norm
             ).reshape(-1)
             for block in model.task_components(k)
             for c in block.values()
@@ -277,7 +277,7 @@ class SDLoRAKD(SDLoRA, name="sd-lora-kd", params=SDLoRAKDParams):
             return
         old = [self.stacked_direction(model, k) for k in range(t)]
         coeffs, residual = geo.sdlora_kd_coefficients(self.stacked_direction(model, t), old)
-        absorb = residual <= self.params["tau"]
+        absorb = residual <= self.params.tau
         self.kd_log.append({"task": ctx.index, "residual": residual, "absorbed": absorb})
         if not absorb:
             return

@@ -187,10 +187,10 @@ class SeqLoRA(Method, name="seqlora", params=SeqLoRAParams):
         B = tuple(x.detach().T for x in self.upper)
         first = None
         with unfused_attention(model):
-            for _ in range(p["bilevel_iterations"]):
+            for _ in range(p.bilevel_iterations):
                 A, B, loss = seqlora_iteration(
-                    loss_fn, A, B, self.bases, alpha=p["alpha"], beta=p["beta"],
-                    b_steps=p["b_steps"], a_steps=p["a_steps"], eps=p["eps"],
+                    loss_fn, A, B, self.bases, alpha=p.alpha, beta=p.beta,
+                    b_steps=p.b_steps, a_steps=p.a_steps, eps=p.eps,
                     cross_hessian=self.cross_hessian,
                 )
                 first = loss if first is None else first

@@ -514,7 +514,7 @@ class Run:
             "environment": environment(str(self.device)),
             "checkpoint_sha256": self.checkpoint_sha256,
             "weights": weights_identity(self.cfg.model),
-            "method": {"version": self.method.version, "params": self.method.params},
+            "method": {"version": self.method.version, "params": self.method.params.values()},
             "numerics": numerics(self.amp, self.cfg.train.deterministic),
             "schedule_version": schedule_version(self.cfg.train.schedule),
             "data": self.stream.fingerprint,

@@ -154,7 +154,7 @@ def test_design_and_basis_growth_equal_the_official_code_on_the_same_grams(monke
                                              "method.params={'lambda_b': 0.9}"])
     model = build_model(cfg.model, cfg.lora)
     method = InfLoRA(cfg, lambda_b=0.9)
-    assert method.params["energy"] == "squared" and method.params["first_task"] == "code"
+    assert method.params.energy == "squared" and method.params.first_task == "code"
     method.setup(model)
     d, rank = model.adapters[0].in_features, model.lora.rank
     g = torch.Generator().manual_seed(3)

@@ -176,7 +176,7 @@ def test_dml_defaults_are_the_papers(name):
     assert {k: JanusLoRA.defaults[k] for k in ("tau", "margin", "lambda_dml")} == {
         "tau": 0.07, "margin": 0.3, "lambda_dml": 1.0}
     method = JanusLoRA(profile(name))
-    assert (method.params["tau"], method.params["margin"], method.params["lambda_dml"]) == (
+    assert (method.params.tau, method.params.margin, method.params.lambda_dml) == (
         0.07, 0.3, 1.0)
 
 

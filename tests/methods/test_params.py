@@ -87,7 +87,7 @@ def test_every_methods_defaults_pass_its_own_checks_and_are_documented():
         cfg = profile("smoke")
         cfg.method.name = name
         method = build_method(cfg)
-        assert method.params == cls.defaults
+        assert method.params.values() == cls.defaults
         for field, _kind, _default, help_text in cls.params_type.describe():
             assert help_text, f"{name}.{field} has no help"
 
@@ -109,7 +109,7 @@ def test_a_record_stores_the_params_exactly_as_before():
                          / "record.json").read_text())
     cfg = profile("mini")
     cfg.method.name = "inflora"
-    assert json.dumps(build_method(cfg).params) == json.dumps(record["method"]["params"])
+    assert json.dumps(build_method(cfg).params.values()) == json.dumps(record["method"]["params"])
 
 
 def test_a_class_statement_with_name_registers_a_method_with_typed_params(monkeypatch):
@@ -132,7 +132,7 @@ def test_a_class_statement_with_name_registers_a_method_with_typed_params(monkey
     cfg = profile("smoke")
     cfg.method.name, cfg.method.params = "mine-test", {"count": 5}
     method = base.build_method(cfg)
-    assert isinstance(method, Mine) and method.settings.count == 5
+    assert isinstance(method, Mine) and method.params.count == 5
     with pytest.raises(ValueError, match="'mine-test' registered twice"):
         class Again(Method, name="mine-test"):
             pass

@@ -353,7 +353,7 @@ def test_kd_keeps_a_new_direction_outside_the_span():
     alphas = method.alphas.detach().clone()
     method.after_task(model, task(2))
     log = method.kd_log[-1]
-    assert not log["absorbed"] and method.params["tau"] < log["residual"] <= 1
+    assert not log["absorbed"] and method.params.tau < log["residual"] <= 1
     assert torch.equal(method.alphas.detach(), alphas)
     assert all(len(a.components[s]) == 3 for a, s in slice_pairs(model))
 
