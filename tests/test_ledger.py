@@ -53,9 +53,13 @@ def test_a_changed_record_or_a_hand_written_figure_makes_the_ledger_stale(copy, 
                                   "move it into the block (janus/reporting/ledger.py) or drop it"]
 
 
-def test_a_wrong_root_is_one_clear_error(tmp_path, capsys):
-    assert main(["ledger", "--check", "--root", str(tmp_path)]) == 2
+def test_a_wrong_root_or_a_readme_without_its_block_is_one_clear_error(copy, capsys):
+    assert main(["ledger", "--check", "--root", str(copy / "results")]) == 2
     assert "is not the repository root" in capsys.readouterr().err
+    readme = copy / ledger.README
+    readme.write_text(ledger.BLOCK.sub("", readme.read_text()))
+    assert main(["ledger", "--root", str(copy)]) == 2
+    assert "has no generated block" in capsys.readouterr().err
 
 
 def test_result_figures_are_told_from_settings():

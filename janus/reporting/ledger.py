@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from janus.core.errors import JanusError
 from janus.core.results import find_records, summarize
 from janus.reporting.provenance import PROVENANCE, Provenance
 from janus.reporting.tables import paper_numbers
@@ -255,9 +256,9 @@ regeneration.
 evidence about the direction of each effect, not about the paper's absolute numbers."""
 
 
-def ledger_markdown(root: Path) -> str:
-    """The whole of ``REPRODUCIBILITY.md``."""
-    ours = our_rows(root)
+def ledger_markdown(root: Path, ours: dict | None = None) -> str:
+    """The whole of ``REPRODUCIBILITY.md`` (``ours``: :func:`our_rows`, read when not given)."""
+    ours = our_rows(root) if ours is None else ours
     parts = [HEADER, "", "## Methods", "", overview_table(ours), ""]
     parts += [method_section(p) + "\n" for p in PROVENANCE]
     parts += ["## Paper tables and figures", "",
@@ -279,9 +280,9 @@ def backbone_line(root: Path) -> str:
             f"{record['num_classes']} pre-training classes.")
 
 
-def readme_block(root: Path) -> str:
+def readme_block(root: Path, ours: dict | None = None) -> str:
     """The README's generated block: the ``mini`` results per method and the backbone."""
-    ours = our_rows(root)
+    ours = our_rows(root) if ours is None else ours
     seeds = sorted({len(r["seeds"]) for k, r in ours.items() if k[:3] == MINI})
     return "\n".join([
         f"`mini` results (mini-ImageNet-32, T = 10, {' or '.join(map(str, seeds))} seeds, "
@@ -299,7 +300,8 @@ such number in the README lies in a generated block. Settings such as ``0.95`` d
 def readme_with_block(text: str, block: str) -> str:
     """``text`` with its generated block replaced by ``block``."""
     if not BLOCK.search(text):
-        raise ValueError(f"{README} has no generated block ({BEGIN} ... {END})")
+        raise JanusError(f"{README} has no generated block: put the lines {BEGIN} and {END} "
+                         "where the mini results should go")
     return BLOCK.sub(lambda _: f"{BEGIN}\n{block}\n{END}", text)
 
 
@@ -310,10 +312,11 @@ def hand_written_figures(text: str) -> list[str]:
 
 def write(root: Path) -> list[Path]:
     """Regenerate ``REPRODUCIBILITY.md`` and the README block under ``root``."""
-    (root / LEDGER).write_text(ledger_markdown(root), encoding="utf-8")
+    ours = our_rows(root)  # the records are read once for both documents
+    (root / LEDGER).write_text(ledger_markdown(root, ours), encoding="utf-8")
     readme = root / README
-    readme.write_text(readme_with_block(readme.read_text(encoding="utf-8"), readme_block(root)),
-                      encoding="utf-8")
+    readme.write_text(readme_with_block(readme.read_text(encoding="utf-8"),
+                                        readme_block(root, ours)), encoding="utf-8")
     return [root / LEDGER, readme]
 
 
@@ -321,11 +324,12 @@ def stale(root: Path) -> list[str]:
     """What is out of date under ``root``: one line per committed copy that differs from its
     regeneration, or per README figure outside a generated block (empty when all is current)."""
     problems = []
+    ours = our_rows(root)
     ledger = root / LEDGER
-    if not ledger.exists() or ledger.read_text(encoding="utf-8") != ledger_markdown(root):
+    if not ledger.exists() or ledger.read_text(encoding="utf-8") != ledger_markdown(root, ours):
         problems.append(f"{LEDGER} differs from its regeneration: run `janus ledger`")
     text = (root / README).read_text(encoding="utf-8")
-    if readme_with_block(text, readme_block(root)) != text:
+    if readme_with_block(text, readme_block(root, ours)) != text:
         problems.append(f"{README}'s generated block differs from its regeneration: run "
                         "`janus ledger`")
     for figure in hand_written_figures(text):
