@@ -1,4 +1,4 @@
-"""Small helpers shared by the claim modules of SeqLoRA, SD-LoRA and EBLoRA (float64, seeds).
+"""Small helpers shared by the claim modules (float64, seeds, sympy, notes).
 
 Not a claim module: :func:`proofs.load_all` skips names starting with ``_``.
 """
@@ -6,6 +6,7 @@ Not a claim module: :func:`proofs.load_all` skips names starting with ``_``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import sympy as sp
@@ -74,3 +75,8 @@ def sym_residual(M: sp.Matrix) -> float:
 def to_torch(M: sp.Matrix, values: dict) -> torch.Tensor:
     """Evaluate a sympy matrix at ``values`` as a float64 tensor."""
     return torch.tensor(np.array(M.subs(values).evalf(), dtype=np.float64))
+
+
+def listed(values: Iterable[float], spec: str) -> str:
+    """``values`` formatted with the format ``spec`` and joined by ", " (for notes)."""
+    return ", ".join(format(v, spec) for v in values)

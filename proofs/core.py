@@ -38,14 +38,12 @@ class Outcome:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class Result:
-    """A claim's verdict."""
+@dataclass(frozen=True, kw_only=True)
+class Result(Outcome):
+    """A claim's verdict: the outcome of its check, judged against the claim's tolerance."""
 
     claim: Claim
-    error: float
     verdict: Verdict
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,11 +66,12 @@ class Claim:
                 out = self.check()
         except Exception as exc:  # a broken formula must show up as FAIL, not crash the run
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            return Result(self, math.inf, "FAIL", f"raised {last}")
+            return Result(math.inf, f"raised {last}", claim=self, verdict="FAIL")
         error = float(out.error)
         if not error <= self.tolerance:  # also catches NaN
-            return Result(self, error, "FAIL", out.note)
-        return Result(self, error, "FINDING" if self.finding else "PASS", out.note)
+            return Result(error, out.note, claim=self, verdict="FAIL")
+        verdict = "FINDING" if self.finding else "PASS"
+        return Result(error, out.note, claim=self, verdict=verdict)
 
 
 @contextmanager
@@ -93,19 +92,23 @@ def claim(
     *,
     paper: str,
     where: str,
-    statement: str,
     method: Method,
     tolerance: float,
+    statement: str | None = None,
     finding: bool = False,
 ) -> Callable[[Callable[[], Outcome]], Callable[[], Outcome]]:
-    """Decorator registering a check function as claim ``id`` (ids are unique)."""
+    """Decorator registering a check function as claim ``id`` (ids are unique). The claim's
+    ``statement`` is the check's docstring (white space folded) unless given explicitly."""
     if method not in ("symbolic", "numeric"):
         raise ValueError(f"claim {id}: method must be 'symbolic' or 'numeric', got {method!r}")
 
     def register(check: Callable[[], Outcome]) -> Callable[[], Outcome]:
         if id in REGISTRY:
             raise ValueError(f"claim id {id!r} is registered twice")
-        REGISTRY[id] = Claim(id, paper, where, statement, method, tolerance, check, finding)
+        text = statement if statement is not None else " ".join((check.__doc__ or "").split())
+        if not text:
+            raise ValueError(f"claim {id}: no statement (give one or a docstring to the check)")
+        REGISTRY[id] = Claim(id, paper, where, text, method, tolerance, check, finding)
         return check
 
     return register

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 
 from janus.core import geometry as geo
-from proofs._helpers import eye, gate, gen, orthonormal, randn, rel, slope
+from proofs._helpers import eye, gate, gen, listed, orthonormal, randn, rel, slope
 from proofs.core import Outcome, claim
 
 PAPER = "EBLoRA"
@@ -41,17 +41,12 @@ def _random_stiefel(g: torch.Generator, rows: int, cols: int) -> torch.Tensor:
     return orthonormal(g, rows, cols) if rows >= cols else orthonormal(g, cols, rows).T
 
 
-@claim(
-    "eblora.spectrum.balanced",
-    paper=PAPER,
-    where="abstract; code: dW = s U Vt",
-    statement="for U = polar_retraction(.) (d_out x r) and Vt = polar_retraction(.) (r x d_in), "
-    "s U Vt has exactly r non-zero singular values, all equal to s (a plain LoRA product B A "
-    "has an imbalanced spectrum), also after restricted-Stiefel steps",
-    method="numeric",
-    tolerance=1e-12,
-)
+@claim("eblora.spectrum.balanced", paper=PAPER, where="abstract; code: dW = s U Vt",
+       method="numeric", tolerance=1e-12)
 def spectrum_balanced() -> Outcome:
+    """for U = polar_retraction(.) (d_out x r) and Vt = polar_retraction(.) (r x d_in), s U Vt has
+    exactly r non-zero singular values, all equal to s (a plain LoRA product B A has an imbalanced
+    spectrum), also after restricted-Stiefel steps"""
     g = gen(1)
     errs, lora_ratio = [], []
     for d_out, d_in, r, s in ((8, 6, 3, 0.7), (5, 9, 2, 2.5), (6, 6, 6, 1.3)):
@@ -74,22 +69,17 @@ def spectrum_balanced() -> Outcome:
     return Outcome(
         max(errs),
         "sigma_1/sigma_r of a Gaussian LoRA product B A: "
-        + ", ".join(f"{q:.1f}" for q in lora_ratio),
+        + listed(lora_ratio, ".1f"),
     )
 
 
-@claim(
-    "eblora.polar.nearest",
-    paper=PAPER,
-    where="code: polar retraction",
-    statement="polar_retraction(M) = U V^T is orthonormal, equals M (M^T M)^-1/2 (tall) / "
-    "(M M^T)^-1/2 M (wide), attains tr(Q^T M) = ||M||_* (the Frobenius-optimal property), is "
-    "closer to M than 500 random orthonormal matrices and the QR factor, is stationary for "
-    "||M - Q||^2 on the manifold, and is a retraction: R(X) = X, R(X + t xi) - (X + t xi) = O(t^2)",
-    method="numeric",
-    tolerance=1e-10,
-)
+@claim("eblora.polar.nearest", paper=PAPER, where="code: polar retraction", method="numeric",
+       tolerance=1e-10)
 def polar_nearest() -> Outcome:
+    """polar_retraction(M) = U V^T is orthonormal, equals M (M^T M)^-1/2 (tall) / (M M^T)^-1/2 M
+    (wide), attains tr(Q^T M) = ||M||_* (the Frobenius-optimal property), is closer to M than 500
+    random orthonormal matrices and the QR factor, is stationary for ||M - Q||^2 on the manifold,
+    and is a retraction: R(X) = X, R(X + t xi) - (X + t xi) = O(t^2)"""
     g = gen(2)
     errs, slopes, margins = [], [], []
     for rows, cols in ((7, 3), (3, 7), (5, 5)):
@@ -122,10 +112,8 @@ def polar_nearest() -> Outcome:
     errs.append(gate(all(abs(k - 2) < 0.1 for k in slopes)))
     return Outcome(
         max(errs),
-        "distance margin to the best of 500 random orthonormal / QR: "
-        + ", ".join(f"{m:.3f}" for m in margins)
-        + "; retraction slopes "
-        + ", ".join(f"{k:.3f}" for k in slopes),
+        f"distance margin to the best of 500 random orthonormal / QR: {listed(margins, '.3f')}; "
+        f"retraction slopes {listed(slopes, '.3f')}",
     )
 
 
@@ -150,18 +138,13 @@ def _tangent_projector_matrix(X: torch.Tensor, P: torch.Tensor | None) -> torch.
     return N @ N.T
 
 
-@claim(
-    "eblora.tangent.projection",
-    paper=PAPER,
-    where="code: Riemannian gradient",
-    statement="stiefel_tangent_projection(X, G) is the orthogonal projection onto the tangent "
-    "space of the Stiefel manifold at X, for orthonormal columns (tall X) and rows (wide X): "
-    "tangent, idempotent, self-adjoint, equal to the projector built from an explicit "
-    "null-space basis; the two formulas agree for square orthogonal X",
-    method="numeric",
-    tolerance=1e-10,
-)
+@claim("eblora.tangent.projection", paper=PAPER, where="code: Riemannian gradient",
+       method="numeric", tolerance=1e-10)
 def tangent_projection() -> Outcome:
+    """stiefel_tangent_projection(X, G) is the orthogonal projection onto the tangent space of the
+    Stiefel manifold at X, for orthonormal columns (tall X) and rows (wide X): tangent, idempotent,
+    self-adjoint, equal to the projector built from an explicit null-space basis; the two formulas
+    agree for square orthogonal X"""
     g = gen(3)
     errs = []
     for rows, cols in ((6, 2), (2, 6), (4, 4)):
@@ -181,18 +164,13 @@ def tangent_projection() -> Outcome:
     return Outcome(max(errs))
 
 
-@claim(
-    "eblora.restricted.orthogonal",
-    paper=PAPER,
-    where="abstract; code: restricted Stiefel",
-    statement="restricted_tangent_projection(Vt, G, P) is the orthogonal projection onto the "
-    "tangent space of {Vt : Vt Vt^T = I, Vt P = 0} (Z P = 0, sym(Z Vt^T) = 0, equal to the "
-    "explicit projector); 40 steps Vt <- polar_retraction(Vt - lr Z) keep Vt Vt^T = I and "
-    "||Vt P|| ~ 0, whereas the unrestricted tangent projection drifts into span(P)",
-    method="numeric",
-    tolerance=1e-10,
-)
+@claim("eblora.restricted.orthogonal", paper=PAPER, where="abstract; code: restricted Stiefel",
+       method="numeric", tolerance=1e-10)
 def restricted_orthogonal() -> Outcome:
+    """restricted_tangent_projection(Vt, G, P) is the orthogonal projection onto the tangent space
+    of {Vt : Vt Vt^T = I, Vt P = 0} (Z P = 0, sym(Z Vt^T) = 0, equal to the explicit projector); 40
+    steps Vt <- polar_retraction(Vt - lr Z) keep Vt Vt^T = I and ||Vt P|| ~ 0, whereas the
+    unrestricted tangent projection drifts into span(P)"""
     g = gen(4)
     d_in, r, k = 7, 2, 3
     P = orthonormal(g, d_in, k)
@@ -259,20 +237,14 @@ def projection_leak(
     return leak
 
 
-@claim(
-    "eblora.adam.reprojection",
-    paper=PAPER,
-    where="code: projected AdamW step",
-    statement="measured: an Adam-style elementwise rescaling of the restricted-projected "
-    "gradient leaves the restricted tangent space (Z P != 0), so Vt drifts into span(P) unless "
-    "the step is projected again with restricted_tangent_projection; re-projecting with the "
-    "plain Stiefel projection does not remove the drift; consistency (the checked error): "
-    "with the restricted re-projection ||Vt P|| stays ~ 0",
-    method="numeric",
-    tolerance=1e-10,
-    finding=True,
-)
+@claim("eblora.adam.reprojection", paper=PAPER, where="code: projected AdamW step",
+       method="numeric", tolerance=1e-10, finding=True)
 def adam_reprojection() -> Outcome:
+    """measured: an Adam-style elementwise rescaling of the restricted-projected gradient leaves the
+    restricted tangent space (Z P != 0), so Vt drifts into span(P) unless the step is projected
+    again with restricted_tangent_projection; re-projecting with the plain Stiefel projection does
+    not remove the drift; consistency (the checked error): with the restricted re-projection
+    ||Vt P|| stays ~ 0"""
     g = gen(5)
     d_in, r, k = 8, 2, 3
     P = orthonormal(g, d_in, k)

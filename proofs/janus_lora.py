@@ -18,27 +18,25 @@ import torch
 
 from janus.core import geometry as geo
 from janus.core import metrics
+from proofs._helpers import (
+    F64,
+    gate,
+    gen,
+    listed,
+    randn,
+    rel,
+    slope,
+    sym_matrix,
+    sym_residual,
+    to_torch,
+)
 from proofs.core import Outcome, claim
 
 PAPER = "Janus-LoRA"
-F64 = torch.float64
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(g: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=g, dtype=F64)
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    """||a - b|| / max(||b||, 1e-300)."""
-    return float((a - b).norm() / max(float(b.norm()), 1e-300))
 
 
 def _low_rank(g: torch.Generator, rows: int, cols: int, rank: int) -> torch.Tensor:
-    return _randn(g, rows, rank) @ _randn(g, rank, cols)
+    return randn(g, rows, rank) @ randn(g, rank, cols)
 
 
 def _basis(X: torch.Tensor, rank: int) -> torch.Tensor:
@@ -46,44 +44,16 @@ def _basis(X: torch.Tensor, rank: int) -> torch.Tensor:
     return torch.linalg.svd(X, full_matrices=False).U[:, :rank]
 
 
-def _gate(ok: bool) -> float:
-    """0 if a qualitative requirement holds, else an infinite error."""
-    return 0.0 if ok else math.inf
-
-
-def _slope(xs: list[float], ys: list[float]) -> float:
-    """Least-squares slope of log(ys) against log(xs) (zeros are clamped to 1e-300)."""
-    return float(np.polyfit(np.log(xs), np.log(np.maximum(ys, 1e-300)), 1)[0])
-
-
-def _sym(name: str, rows: int, cols: int) -> sp.Matrix:
-    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}{i}{j}", real=True))
-
-
-def _sym_residual(M: sp.Matrix) -> float:
-    """0 if every entry cancels to zero, else the number of entries that do not."""
-    return float(sum(sp.cancel(e) != 0 for e in M))
-
-
-def _to_torch(M: sp.Matrix, values: dict) -> torch.Tensor:
-    return torch.tensor(np.array(M.subs(values).evalf(), dtype=np.float64))
-
-
 # ---------------------------------------------------------------- Thm 3.1, App. A.1
 
 
-@claim(
-    "janus.thm31.symbolic",
-    paper=PAPER,
-    where="Thm 3.1, Eq. 13-25",
-    statement="dW_orig (I - X(X^T X)^-1 X^T) satisfies KKT stationarity (Eq. 17, Lambda of Eq. "
-    "21) and feasibility (Eq. 14); J(dW* + E) = J(dW*) + ||E||^2/2 for every feasible E, so "
-    "it is the unique minimiser (2x3 dW, 3x1 X, symbolic); the library agrees on an instance",
-    method="symbolic",
-    tolerance=1e-12,
-)
+@claim("janus.thm31.symbolic", paper=PAPER, where="Thm 3.1, Eq. 13-25", method="symbolic",
+       tolerance=1e-12)
 def thm31_symbolic() -> Outcome:
-    W, X, Z = _sym("w", 2, 3), _sym("x", 3, 1), _sym("z", 2, 3)
+    """dW_orig (I - X(X^T X)^-1 X^T) satisfies KKT stationarity (Eq. 17, Lambda of Eq. 21) and
+    feasibility (Eq. 14); J(dW* + E) = J(dW*) + ||E||^2/2 for every feasible E, so it is the unique
+    minimiser (2x3 dW, 3x1 X, symbolic); the library agrees on an instance"""
+    W, X, Z = sym_matrix("w", 2, 3), sym_matrix("x", 3, 1), sym_matrix("z", 2, 3)
     gram_inv = (X.T * X).inv()
     P = X * gram_inv * X.T
     dW = W * (sp.eye(3) - P)  # Eq. 24-25
@@ -93,13 +63,13 @@ def thm31_symbolic() -> Outcome:
     E = Z * (sp.eye(3) - P)  # a generic feasible direction: E X = 0
     # J(dW + E) - J(dW) = <dW - W, E> + ||E||^2 / 2; the cross term must vanish.
     cross = sp.Matrix([((dW - W).T * E).trace()])
-    symbolic = sum(map(_sym_residual, (stationarity, feasibility, E * X, cross)))
+    symbolic = sum(map(sym_residual, (stationarity, feasibility, E * X, cross)))
     values = {
         **{w: sp.Rational(k - 3, 2) for k, w in enumerate(W)},
         **{x: sp.Integer(k + 1) for k, x in enumerate(X)},
     }
-    code = geo.safe_update_from_inputs(_to_torch(W, values), _to_torch(X, values))
-    gap = _rel(code, _to_torch(dW, values))
+    code = geo.safe_update_from_inputs(to_torch(W, values), to_torch(X, values))
+    gap = rel(code, to_torch(dW, values))
     return Outcome(max(symbolic, gap), f"{symbolic:.0f} non-cancelling entries; code gap {gap:.1e}")
 
 
@@ -107,21 +77,16 @@ def thm31_symbolic() -> Outcome:
 THM31_CASES = ((5, 8, 3, 3), (6, 6, 4, 4), (5, 8, 10, 3), (4, 7, 5, 2))
 
 
-@claim(
-    "janus.thm31.numeric",
-    paper=PAPER,
-    where="Thm 3.1, App. A.1 Eq. 25",
-    statement="safe_update_from_inputs is feasible, KKT-stationary with Lambda = dW X (X^T X)^+, "
-    "equals a generic KKT solve, is beaten by no feasible perturbation, and equals "
-    "safe_update / orthogonal_complement_projector with V spanning X (incl. rank-deficient X)",
-    method="numeric",
-    tolerance=1e-10,
-)
+@claim("janus.thm31.numeric", paper=PAPER, where="Thm 3.1, App. A.1 Eq. 25", method="numeric",
+       tolerance=1e-10)
 def thm31_numeric() -> Outcome:
-    g = _gen(31)
+    """safe_update_from_inputs is feasible, KKT-stationary with Lambda = dW X (X^T X)^+, equals a
+    generic KKT solve, is beaten by no feasible perturbation, and equals
+    safe_update / orthogonal_complement_projector with V spanning X (incl. rank-deficient X)"""
+    g = gen(31)
     errs = []
     for d_out, d_in, n, rank in THM31_CASES:
-        W = _randn(g, d_out, d_in)
+        W = randn(g, d_out, d_in)
         X = _low_rank(g, d_in, n, rank)
         V = _basis(X, rank)
         p_ref = V @ V.T
@@ -130,10 +95,10 @@ def thm31_numeric() -> Outcome:
         scale = float(W.norm() * torch.linalg.matrix_norm(X, 2))
         errs.append(float((dW @ X).norm()) / scale)  # feasibility, Eq. 14
         lam = W @ X @ torch.linalg.pinv(X.T @ X)  # Eq. 21 with the pseudo-inverse
-        errs.append(_rel(dW, W - lam @ X.T))  # stationarity, Eq. 17-18
-        errs.append(_rel(dW, W @ (eye - p_ref)))
+        errs.append(rel(dW, W - lam @ X.T))  # stationarity, Eq. 17-18
+        errs.append(rel(dW, W @ (eye - p_ref)))
         if rank == n:  # the paper's literal (X^T X)^-1 form
-            errs.append(_rel(dW, W @ (eye - X @ torch.linalg.inv(X.T @ X) @ X.T)))
+            errs.append(rel(dW, W @ (eye - X @ torch.linalg.inv(X.T @ X) @ X.T)))
         # Generic solver: KKT system of min 1/2||w - w0||^2 s.t. C w = 0, vec column-major.
         C = torch.kron(X.T.contiguous(), torch.eye(d_out, dtype=F64))
         m = C.shape[0]
@@ -145,35 +110,31 @@ def thm31_numeric() -> Outcome:
         )
         rhs = torch.cat([W.T.reshape(-1), torch.zeros(m, dtype=F64)])
         sol = torch.linalg.lstsq(kkt, rhs[:, None], driver="gelsd").solution[: d_out * d_in, 0]
-        errs.append(_rel(dW, sol.reshape(d_in, d_out).T))
+        errs.append(rel(dW, sol.reshape(d_in, d_out).T))
         # No feasible perturbation does better: J(dW + E) - J(dW) - ||E||^2/2 = 0.
         J0 = 0.5 * float((dW - W).pow(2).sum())
         for t in (1e-3, 1e-1, 1.0):
-            E = t * _randn(g, d_out, d_in) @ (eye - p_ref)
+            E = t * randn(g, d_out, d_in) @ (eye - p_ref)
             J = 0.5 * float((dW + E - W).pow(2).sum())
             errs.append(abs(J - J0 - 0.5 * float(E.pow(2).sum())) / (J0 + 1e-300))
-        errs.append(_rel(geo.safe_update(W, V), dW))
-        errs.append(_rel(W @ geo.orthogonal_complement_projector(V), dW))
+        errs.append(rel(geo.safe_update(W, V), dW))
+        errs.append(rel(W @ geo.orthogonal_complement_projector(V), dW))
     return Outcome(max(errs), f"{len(THM31_CASES)} instances, {len(errs)} checks")
 
 
 # ---------------------------------------------------------------- GR, Eq. 6-7, App. A.2
 
 
-@claim(
-    "janus.gr.symbolic",
-    paper=PAPER,
-    where="Eq. 6-7, A.2 Eq. 27-39",
-    statement="with delta = gamma/s^2, Eq. 32 zeroes dJ_A/ddA (Eq. 28) and Eq. 39 zeroes "
-    "dJ_B/ddB (Eq. 35) for any R; Eq. 38 = Eq. 39; B^T R = delta (B^T B + delta)^-1 B^T dW "
-    "and R -> (I - B(B^T B)^-1 B^T) dW at delta = 0 (r = 1, 3x3, symbolic); code agrees",
-    method="symbolic",
-    tolerance=1e-12,
-)
+@claim("janus.gr.symbolic", paper=PAPER, where="Eq. 6-7, A.2 Eq. 27-39", method="symbolic",
+       tolerance=1e-12)
 def gr_symbolic() -> Outcome:
+    """with delta = gamma/s^2, Eq. 32 zeroes dJ_A/ddA (Eq. 28) and Eq. 39 zeroes dJ_B/ddB (Eq. 35)
+    for any R; Eq. 38 = Eq. 39; B^T R = delta (B^T B + delta)^-1 B^T dW and
+    R -> (I - B(B^T B)^-1 B^T) dW at delta = 0 (r = 1, 3x3, symbolic); code agrees"""
     s, gamma = sp.symbols("s gamma", positive=True)
     delta = gamma / s**2
-    B, A, W, R_any = _sym("b", 3, 1), _sym("a", 1, 3), _sym("v", 3, 3), _sym("r", 3, 3)
+    B, A = sym_matrix("b", 3, 1), sym_matrix("a", 1, 3)
+    W, R_any = sym_matrix("v", 3, 3), sym_matrix("r", 3, 3)
     one = sp.eye(1)
     dA = (B.T * B + delta * one).inv() * B.T * W / s  # Eq. 32
     grad_A = -s * B.T * (W - s * B * dA) + gamma * dA  # Eq. 28
@@ -189,7 +150,7 @@ def gr_symbolic() -> Outcome:
         B.T * R - delta * (B.T * B + delta * one).inv() * B.T * W,
         R.applyfunc(sp.cancel).subs(gamma, 0) - limit_form,
     )
-    symbolic = sum(map(_sym_residual, residuals))
+    symbolic = sum(map(sym_residual, residuals))
     values = {
         s: sp.Rational(3, 2),
         gamma: sp.Rational(1, 5),
@@ -198,26 +159,20 @@ def gr_symbolic() -> Outcome:
         **{w: sp.Rational(k % 4 - 1, 2) for k, w in enumerate(W)},
     }
     dA_code, dB_code = geo.rectify_factor_updates(
-        _to_torch(W, values), _to_torch(A, values), _to_torch(B, values), 1.5, 0.2
+        to_torch(W, values), to_torch(A, values), to_torch(B, values), 1.5, 0.2
     )
     dB_ref = (R * A.T * (A * A.T + delta * one).inv() / s).subs(values)
-    gap = max(_rel(dA_code, _to_torch(dA, values)), _rel(dB_code, _to_torch(dB_ref, {})))
+    gap = max(rel(dA_code, to_torch(dA, values)), rel(dB_code, to_torch(dB_ref, {})))
     return Outcome(max(symbolic, gap), f"{symbolic:.0f} non-cancelling entries; code gap {gap:.1e}")
 
 
-@claim(
-    "janus.gr.eq31-printed",
-    paper=PAPER,
-    where="A.2 Eq. 30-32",
-    statement="Eq. 31 as printed, (s^2 B^T B + gamma I)^-1 B^T dW, drops the factor s of Eq. 30: "
-    "it is Eq. 32 divided by s and is not stationary unless s = 1 (Eq. 32 itself is right)",
-    method="symbolic",
-    tolerance=1e-12,
-    finding=True,
-)
+@claim("janus.gr.eq31-printed", paper=PAPER, where="A.2 Eq. 30-32", method="symbolic",
+       tolerance=1e-12, finding=True)
 def gr_eq31_printed() -> Outcome:
+    """Eq. 31 as printed, (s^2 B^T B + gamma I)^-1 B^T dW, drops the factor s of Eq. 30: it is
+    Eq. 32 divided by s and is not stationary unless s = 1 (Eq. 32 itself is right)"""
     s, gamma = sp.symbols("s gamma", positive=True)
-    B, W = _sym("b", 3, 1), _sym("v", 3, 3)
+    B, W = sym_matrix("b", 3, 1), sym_matrix("v", 3, 3)
     one = sp.eye(1)
     printed = (s**2 * B.T * B + gamma * one).inv() * B.T * W  # Eq. 31 as printed
     corrected = (s**2 * B.T * B + gamma * one).inv() * s * B.T * W  # Eq. 30 solved
@@ -226,9 +181,9 @@ def gr_eq31_printed() -> Outcome:
     def grad(dA: sp.Matrix) -> sp.Matrix:  # Eq. 28
         return -s * B.T * (W - s * B * dA) + gamma * dA
 
-    error = sum(map(_sym_residual, (grad(corrected), corrected - eq32, printed * s - eq32)))
-    bad = _sym_residual(grad(printed))
-    at_one = _sym_residual(grad(printed).subs(s, 1))
+    error = sum(map(sym_residual, (grad(corrected), corrected - eq32, printed * s - eq32)))
+    bad = sym_residual(grad(printed))
+    at_one = sym_residual(grad(printed).subs(s, 1))
     return Outcome(
         error,
         f"printed Eq. 31 = Eq. 32 / s; its gradient Eq. 28 is nonzero in {bad:.0f}/3 entries "
@@ -248,21 +203,16 @@ def _ridge_lstsq(M: torch.Tensor, Y: torch.Tensor, gamma: float) -> torch.Tensor
     return torch.linalg.lstsq(top, rhs, driver="gelsd").solution
 
 
-@claim(
-    "janus.gr.ridge",
-    paper=PAPER,
-    where="Eq. 6-7, A.2 Eq. 27-39",
-    statement="rectify_factor_updates returns the minimisers of the ridge objectives Eq. 27 "
-    "and Eq. 34 with penalty gamma (autograd gradient 0, Hessian positive definite, equal to a "
-    "stacked lstsq ridge solve and to Eq. 31 (with s) / Eq. 38), i.e. Eq. 32/39 use gamma/s^2",
-    method="numeric",
-    tolerance=1e-10,
-)
+@claim("janus.gr.ridge", paper=PAPER, where="Eq. 6-7, A.2 Eq. 27-39", method="numeric",
+       tolerance=1e-10)
 def gr_ridge() -> Outcome:
-    g = _gen(6)
+    """rectify_factor_updates returns the minimisers of the ridge objectives Eq. 27 and Eq. 34 with
+    penalty gamma (autograd gradient 0, Hessian positive definite, equal to a stacked lstsq ridge
+    solve and to Eq. 31 (with s) / Eq. 38), i.e. Eq. 32/39 use gamma/s^2"""
+    g = gen(6)
     errs, min_eig = [], math.inf
     for d_out, d_in, r, s, gamma in GR_CASES:
-        W, A, B = _randn(g, d_out, d_in), _randn(g, r, d_in), _randn(g, d_out, r)
+        W, A, B = randn(g, d_out, d_in), randn(g, r, d_in), randn(g, d_out, r)
         dA, dB = geo.rectify_factor_updates(W, A, B, s, gamma)
         R = W - s * B @ dA  # Eq. 33
 
@@ -278,45 +228,39 @@ def gr_ridge() -> Outcome:
             errs.append(float(grad.norm()) / float(W.norm() * (abs(s) * B.norm() + 1)))
             H = torch.autograd.functional.hessian(J, x.detach()).reshape(x.numel(), x.numel())
             min_eig = min(min_eig, float(torch.linalg.eigvalsh(H)[0]))
-        errs.append(_rel(dA, _ridge_lstsq(s * B, W, gamma)))
-        errs.append(_rel(dB, _ridge_lstsq(s * A.T, R.T, gamma).T))
+        errs.append(rel(dA, _ridge_lstsq(s * B, W, gamma)))
+        errs.append(rel(dB, _ridge_lstsq(s * A.T, R.T, gamma).T))
         eye = torch.eye(r, dtype=F64)
-        errs.append(_rel(dA, torch.linalg.solve(s**2 * B.T @ B + gamma * eye, s * B.T @ W)))
-        errs.append(_rel(dB, s * R @ A.T @ torch.linalg.inv(s**2 * A @ A.T + gamma * eye)))
-    error = max(*errs, _gate(min_eig > 0))
+        errs.append(rel(dA, torch.linalg.solve(s**2 * B.T @ B + gamma * eye, s * B.T @ W)))
+        errs.append(rel(dB, s * R @ A.T @ torch.linalg.inv(s**2 * A @ A.T + gamma * eye)))
+    error = max(*errs, gate(min_eig > 0))
     return Outcome(error, f"smallest Hessian eigenvalue {min_eig:.3g} (>= gamma > 0)")
 
 
-@claim(
-    "janus.gr.delta-limit",
-    paper=PAPER,
-    where="A.2 Eq. 33",
-    statement="B^T R = delta (B^T B + delta I)^-1 B^T dW_safe exactly, so as delta -> 0, "
-    "R -> (I - B(B^T B)^-1 B^T) dW_safe and B^T R -> 0, both linearly in delta",
-    method="numeric",
-    tolerance=1e-8,
-)
+@claim("janus.gr.delta-limit", paper=PAPER, where="A.2 Eq. 33", method="numeric", tolerance=1e-8)
 def gr_delta_limit() -> Outcome:
-    g = _gen(33)
+    """B^T R = delta (B^T B + delta I)^-1 B^T dW_safe exactly, so as delta -> 0,
+    R -> (I - B(B^T B)^-1 B^T) dW_safe and B^T R -> 0, both linearly in delta"""
+    g = gen(33)
     d_out, d_in, r, s = 8, 6, 3, 1.5
-    W, A, B = _randn(g, d_out, d_in), _randn(g, r, d_in), _randn(g, d_out, r)
+    W, A, B = randn(g, d_out, d_in), randn(g, r, d_in), randn(g, d_out, r)
     limit = W - B @ torch.linalg.solve(B.T @ B, B.T @ W)
     deltas = [10.0**-k for k in range(1, 10)]
     to_limit, orth, identity = [], [], []
     for delta in deltas:
         dA, _ = geo.rectify_factor_updates(W, A, B, s, delta * s**2)
         R = W - s * B @ dA
-        to_limit.append(_rel(R, limit))
+        to_limit.append(rel(R, limit))
         orth.append(float((B.T @ R).norm() / (B.norm() * W.norm())))
         exact = delta * torch.linalg.solve(B.T @ B + delta * torch.eye(r, dtype=F64), B.T @ W)
         identity.append(float((B.T @ R - exact).norm() / (B.norm() * W.norm())))
-    slopes = (_slope(deltas, to_limit), _slope(deltas, orth))
+    slopes = (slope(deltas, to_limit), slope(deltas, orth))
     decreasing = all(b < a for seq in (to_limit, orth) for a, b in zip(seq, seq[1:], strict=False))
     error = max(
         *identity,
         to_limit[-1],
         orth[-1],
-        _gate(decreasing and all(abs(k - 1) < 0.05 for k in slopes)),
+        gate(decreasing and all(abs(k - 1) < 0.05 for k in slopes)),
     )
     return Outcome(
         error,
@@ -326,21 +270,16 @@ def gr_delta_limit() -> Outcome:
     )
 
 
-@claim(
-    "janus.gr.joint-optimum",
-    paper=PAPER,
-    where="Eq. 5 / A.2 Eq. 26",
-    statement="Eq. 5 is a convex least-squares problem in (dA, dB) (PSD Hessian whose kernel "
-    "{(K A, -B K)} has dimension r^2), and GR's hierarchical solution attains its joint optimum "
-    "as delta -> 0: composite = dW_safe - (I - P_B) dW_safe (I - P_A)",
-    method="numeric",
-    tolerance=1e-8,
-)
+@claim("janus.gr.joint-optimum", paper=PAPER, where="Eq. 5 / A.2 Eq. 26", method="numeric",
+       tolerance=1e-8)
 def gr_joint_optimum() -> Outcome:
-    g = _gen(5)
+    """Eq. 5 is a convex least-squares problem in (dA, dB) (PSD Hessian whose kernel {(K A, -B K)}
+    has dimension r^2), and GR's hierarchical solution attains its joint optimum as delta -> 0:
+    composite = dW_safe - (I - P_B) dW_safe (I - P_A)"""
+    g = gen(5)
     errs, kernels = [], []
     for d_out, d_in, r, s in ((6, 5, 2, 2.0), (7, 9, 3, 0.5)):
-        W, A, B = _randn(g, d_out, d_in), _randn(g, r, d_in), _randn(g, d_out, r)
+        W, A, B = randn(g, d_out, d_in), randn(g, r, d_in), randn(g, d_out, r)
         # vec(s(B dA + dB A)) = design @ [vec dA; vec dB] (column-major vec)
         design = s * torch.cat(
             [
@@ -361,8 +300,8 @@ def gr_joint_optimum() -> Outcome:
         P_A = A.T @ torch.linalg.solve(A @ A.T, A)
         P_B = B @ torch.linalg.solve(B.T @ B, B.T)
         closed = W - (torch.eye(d_out, dtype=F64) - P_B) @ W @ (torch.eye(d_in, dtype=F64) - P_A)
-        errs += [_rel(gr, joint), _rel(joint, closed)]
-        errs.append(_gate(kernels[-1] == r * r))
+        errs += [rel(gr, joint), rel(joint, closed)]
+        errs.append(gate(kernels[-1] == r * r))
     return Outcome(max(errs), f"Hessian kernel dimensions {kernels} (= r^2)")
 
 
@@ -382,7 +321,7 @@ def _gr_instance(
     X: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """One Janus step on the factors: raw gradient -> safe target -> GR, plus the raw factors."""
-    grad_w = _randn(g, d_out, d_in)
+    grad_w = randn(g, d_out, d_in)
     V = _basis(X, min(n, d_in))
     w_safe = geo.safe_update(grad_w, V)
     dA, dB = geo.rectify_factor_updates(w_safe, A, B, s, gamma)
@@ -400,25 +339,20 @@ def _row_space_operator(A: torch.Tensor, delta: float) -> torch.Tensor:
     return A.T @ torch.linalg.solve(A @ A.T + delta * torch.eye(A.shape[0], dtype=F64), A)
 
 
-@claim(
-    "janus.gr.safe-when",
-    paper=PAPER,
-    where="Sec. 3.3.2, Eq. 5-7",
-    statement="GR's dA is always safe (dA X_past = 0, also dB dA X_past = 0), so the leak of "
-    "s(B dA + dB A) is exactly s dB A X_past = R M X_past, M = A^T(AA^T + delta I)^-1 A; it "
-    "vanishes for every dW_orig iff (I - P) A^T A P = 0 (rows of A in span(X_past)^perp, in "
-    "span(X_past), or a split of both); GR leaves A P invariant",
-    method="numeric",
-    tolerance=1e-10,
-)
+@claim("janus.gr.safe-when", paper=PAPER, where="Sec. 3.3.2, Eq. 5-7", method="numeric",
+       tolerance=1e-10)
 def gr_safe_when() -> Outcome:
-    g = _gen(7)
+    """GR's dA is always safe (dA X_past = 0, also dB dA X_past = 0), so the leak of s(B dA + dB A)
+    is exactly s dB A X_past = R M X_past, M = A^T(AA^T + delta I)^-1 A; it vanishes for every
+    dW_orig iff (I - P) A^T A P = 0 (rows of A in span(X_past)^perp, in span(X_past), or a split of
+    both); GR leaves A P invariant"""
+    g = gen(7)
     d_out, d_in, r, n, s, gamma = 9, 10, 4, 3, 2.0, 1e-3
     delta = gamma / s**2
-    X = _randn(g, d_in, n)
+    X = randn(g, d_in, n)
     P = _basis(X, n) @ _basis(X, n).T
     Q = torch.eye(d_in, dtype=F64) - P
-    A0 = _randn(g, r, d_in)
+    A0 = randn(g, r, d_in)
     shapes = {
         "generic": A0,
         "rows in span(X)^perp": A0 @ Q,
@@ -427,13 +361,13 @@ def gr_safe_when() -> Outcome:
     }
     errs, worst_safe, generic_leak = [], 0.0, 0.0
     for name, A in shapes.items():
-        for B in (_randn(g, d_out, r), torch.zeros(d_out, r, dtype=F64)):
+        for B in (randn(g, d_out, r), torch.zeros(d_out, r, dtype=F64)):
             step = _gr_instance(g, d_out, d_in, r, n, s, gamma, A, B, X)
             dA, dB = step["dA"], step["dB"]
             U = geo.composite_update(dA, dB, A, B, s)
             exact = s * (B + dB) @ (A + dA) - s * B @ A  # W(A + dA, B + dB) - W(A, B)
-            errs.append(_rel(geo.composite_update(dA, dB, A, B, s, second_order=True), exact))
-            errs.append(_rel(U, s * (B @ dA + dB @ A)))
+            errs.append(rel(geo.composite_update(dA, dB, A, B, s, second_order=True), exact))
+            errs.append(rel(U, s * (B @ dA + dB @ A)))
             x_norm = float(torch.linalg.matrix_norm(X, 2))
             ref = float(step["w_safe"].norm()) * x_norm
             errs.append(abs(s) * float((dA @ X).norm()) / ref)
@@ -447,7 +381,7 @@ def gr_safe_when() -> Outcome:
             commutator = float((Q @ A.T @ A @ P).norm() / (A.norm() ** 2))
             leak = float((U @ X).norm()) / ref
             if name == "generic":  # the condition fails, and so does safety
-                errs.append(_gate(commutator > 1e-3 and leak > 1e-3))
+                errs.append(gate(commutator > 1e-3 and leak > 1e-3))
                 generic_leak = max(generic_leak, leak)
             else:
                 worst_safe = max(worst_safe, leak)
@@ -459,29 +393,23 @@ def gr_safe_when() -> Outcome:
     )
 
 
-@claim(
-    "janus.gr.leak",
-    paper=PAPER,
-    where="Sec. 3.3.2, Fig. 2",
-    statement="measured: for generic A, GR's composite update U still leaks into X_past "
-    "(||U X||/(||U|| ||X||)), compared with the unrectified s(B G_A + G_B A); leak = R M X "
-    "and ||U X|| <= ||R|| ||(I-P) M P||_2 ||X||_2 hold (consistency, the checked error)",
-    method="numeric",
-    tolerance=1e-10,
-    finding=True,
-)
+@claim("janus.gr.leak", paper=PAPER, where="Sec. 3.3.2, Fig. 2", method="numeric", tolerance=1e-10,
+       finding=True)
 def gr_leak() -> Outcome:
-    g = _gen(2)
+    """measured: for generic A, GR's composite update U still leaks into X_past
+    (||U X||/(||U|| ||X||)), compared with the unrectified s(B G_A + G_B A); leak = R M X and
+    ||U X|| <= ||R|| ||(I-P) M P||_2 ||X||_2 hold (consistency, the checked error)"""
+    g = gen(2)
     d_out, d_in, r, n, s, gamma = 12, 16, 4, 6, 2.0, 1e-4
     delta = gamma / s**2
     ratios: dict[str, list[float]] = {"random B": [], "B = 0": []}
     leaks: dict[str, list[float]] = {"random B": [], "B = 0": []}
     errs = []
     for _ in range(20):
-        X = _randn(g, d_in, n)
-        A = _randn(g, r, d_in) / math.sqrt(d_in)  # Kaiming-like scale
+        X = randn(g, d_in, n)
+        A = randn(g, r, d_in) / math.sqrt(d_in)  # Kaiming-like scale
         for name, B in (
-            ("random B", _randn(g, d_out, r)),
+            ("random B", randn(g, d_out, r)),
             ("B = 0", torch.zeros(d_out, r, dtype=F64)),
         ):
             step = _gr_instance(g, d_out, d_in, r, n, s, gamma, A, B, X)
@@ -520,21 +448,15 @@ NAIVE_B_SCALES = (
 )
 
 
-@claim(
-    "janus.gr.leak-vs-naive",
-    paper=PAPER,
-    where="Sec. 3.3.2, Fig. 2 (baseline: Table 1 (3), A's gradient projected)",
-    statement="measured: GR's relative leak ||U X||/(||U|| ||X||_2) (as in janus.gr.leak) "
-    "against the naive A-projection s(B G_A(I - VV^T) + G_B A) on the same (X, A, B, G_W), "
-    "for five sizes of B; gated: below 1 in the median for B = 0 and small B, above 1 in "
-    "every instance for B ~ N(0, 1); consistency: naive leak = s^2 G_W A^T A X, GR leak = "
-    "R M X",
-    method="numeric",
-    tolerance=1e-10,
-    finding=True,
-)
+@claim("janus.gr.leak-vs-naive", paper=PAPER,
+       where="Sec. 3.3.2, Fig. 2 (baseline: Table 1 (3), A's gradient projected)", method="numeric",
+       tolerance=1e-10, finding=True)
 def gr_leak_vs_naive() -> Outcome:
-    g = _gen(26)
+    """measured: GR's relative leak ||U X||/(||U|| ||X||_2) (as in janus.gr.leak) against the naive
+    A-projection s(B G_A(I - VV^T) + G_B A) on the same (X, A, B, G_W), for five sizes of B; gated:
+    below 1 in the median for B = 0 and small B, above 1 in every instance for B ~ N(0, 1);
+    consistency: naive leak = s^2 G_W A^T A X, GR leak = R M X"""
+    g = gen(26)
     d_out, d_in, r, n, s, gamma = 12, 16, 4, 6, 2.0, 1e-4
     delta = gamma / s**2
     ratios: dict[str, list[float]] = {name: [] for name, _ in NAIVE_B_SCALES}
@@ -542,11 +464,11 @@ def gr_leak_vs_naive() -> Outcome:
     norms: dict[str, list[float]] = {name: [] for name, _ in NAIVE_B_SCALES}
     errs = []
     for _ in range(20):
-        X = _randn(g, d_in, n)
+        X = randn(g, d_in, n)
         V = _basis(X, n)
-        A = _randn(g, r, d_in) / math.sqrt(d_in)  # Kaiming-like scale
-        B0 = _randn(g, d_out, r)
-        grad_w = _randn(g, d_out, d_in)
+        A = randn(g, r, d_in) / math.sqrt(d_in)  # Kaiming-like scale
+        B0 = randn(g, d_out, r)
+        grad_w = randn(g, d_out, d_in)
         x_norm = float(torch.linalg.matrix_norm(X, 2))
         for name, scale in NAIVE_B_SCALES:
             B = scale * B0
@@ -572,7 +494,7 @@ def gr_leak_vs_naive() -> Outcome:
     med = {k: float(np.median(v)) for k, v in ratios.items()}
     names = [name for name, _ in NAIVE_B_SCALES]
     zero, small, large = names[0], names[1], names[-1]
-    errs.append(_gate(med[zero] < 1 and med[small] < 1 and min(ratios[large]) > 1))
+    errs.append(gate(med[zero] < 1 and med[small] < 1 and min(ratios[large]) > 1))
     parts = [
         f"{k} (||B||/||A|| {np.median(norms[k]):.2f}): GR/naive median {med[k]:.2f} (range "
         f"{min(ratios[k]):.2f}-{max(ratios[k]):.2f}, GR worse in "
@@ -582,23 +504,19 @@ def gr_leak_vs_naive() -> Outcome:
     return Outcome(max(errs), "; ".join(parts))
 
 
-@claim(
-    "janus.exact-safe",
-    paper=PAPER,
-    where="Sec. 3.3.2 (our exactly-safe variant, janus-lora exact_safe=True)",
-    statement="dA' = dA(I - VV^T), dB' = dB(I - MM^+) with M = AV make the exact update "
-    "s[(B + dB')(A + dA') - BA] vanish on span(V) for any dA, dB, B, s; dB' is the closest "
-    "matrix to dB with dB' M = 0 (Frobenius), and it is 0 when M has full row rank",
-    method="numeric",
-    tolerance=1e-10,
-)
+@claim("janus.exact-safe", paper=PAPER,
+       where="Sec. 3.3.2 (our exactly-safe variant, janus-lora exact_safe=True)", method="numeric",
+       tolerance=1e-10)
 def exact_safe() -> Outcome:
-    g = _gen(11)
+    """dA' = dA(I - VV^T), dB' = dB(I - MM^+) with M = AV make the exact update
+    s[(B + dB')(A + dA') - BA] vanish on span(V) for any dA, dB, B, s; dB' is the closest matrix to
+    dB with dB' M = 0 (Frobenius), and it is 0 when M has full row rank"""
+    g = gen(11)
     errs = []
     for d_out, d_in, r, k in ((9, 12, 3, 5), (9, 12, 4, 2), (20, 16, 2, 6)):
-        A, B = _randn(g, r, d_in), _randn(g, d_out, r)
-        dA, dB = _randn(g, r, d_in), _randn(g, d_out, r)
-        V = _basis(_randn(g, d_in, k), k)
+        A, B = randn(g, r, d_in), randn(g, d_out, r)
+        dA, dB = randn(g, r, d_in), randn(g, d_out, r)
+        V = _basis(randn(g, d_in, k), k)
         sA, sB = geo.exactly_safe_factor_steps(dA, dB, A, V)
         s = 1.7
         exact = s * (B + sB) @ (A + sA) - s * B @ A
@@ -606,15 +524,15 @@ def exact_safe() -> Outcome:
         errs.append(float((exact @ V).norm()) / scale)
         M = A @ V
         errs.append(float((sB @ M).norm() / dB.norm()))
-        errs.append(_rel(sA, dA - dA @ V @ V.T))
+        errs.append(rel(sA, dA - dA @ V @ V.T))
         # closest: no feasible Z = dB' + W (I - MM^+) is nearer to dB
         for _ in range(5):
-            Z = sB + _randn(g, d_out, r) @ (torch.eye(r, dtype=F64) - M @ torch.linalg.pinv(M))
+            Z = sB + randn(g, d_out, r) @ (torch.eye(r, dtype=F64) - M @ torch.linalg.pinv(M))
             errs.append(max(0.0, float((dB - sB).norm() - (dB - Z).norm())) / float(dB.norm()))
         if k >= r:  # generic M = AV has full row rank r: B cannot move at all
             errs.append(float(sB.norm() / dB.norm()))
         else:
-            errs.append(_gate(float(sB.norm()) > 1e-3 * float(dB.norm())))
+            errs.append(gate(float(sB.norm()) > 1e-3 * float(dB.norm())))
     return Outcome(max(errs), "exact update on span(V) vanishes; dB' = 0 whenever k >= r")
 
 
@@ -622,8 +540,8 @@ def exact_safe() -> Outcome:
 
 
 def _chain_rule_case(g: torch.Generator, d_out: int, d_in: int, r: int, s: float) -> list[float]:
-    W0, A, B = _randn(g, d_out, d_in), _randn(g, r, d_in), _randn(g, d_out, r)
-    X, Y = _randn(g, d_in, 5), _randn(g, d_out, 5)
+    W0, A, B = randn(g, d_out, d_in), randn(g, r, d_in), randn(g, d_out, r)
+    X, Y = randn(g, d_in, 5), randn(g, d_out, 5)
 
     def loss(W: torch.Tensor) -> torch.Tensor:  # any smooth loss of W
         return (torch.tanh(W @ X) * Y).sum() + 0.1 * W.pow(3).sum()
@@ -635,43 +553,31 @@ def _chain_rule_case(g: torch.Generator, d_out: int, d_in: int, r: int, s: float
     code_A, code_B = geo.lora_factor_gradients(grad_w, A, B, s)
     if code_A.shape != A.shape or code_B.shape != B.shape:
         return [math.inf]
-    return [_rel(code_A, grad_A), _rel(code_B, grad_B)]
+    return [rel(code_A, grad_A), rel(code_B, grad_B)]
 
 
-@claim(
-    "janus.eq4.factor-grads",
-    paper=PAPER,
-    where="Eq. 4 (corrected)",
-    statement="for W = W0 + s B A, dL/dA = s B^T G (r x d_in) and dL/dB = s G A^T (d_out x r), "
-    "G = dL/dW: lora_factor_gradients equals autograd (rectangular and square layers)",
-    method="numeric",
-    tolerance=1e-12,
-)
+@claim("janus.eq4.factor-grads", paper=PAPER, where="Eq. 4 (corrected)", method="numeric",
+       tolerance=1e-12)
 def eq4_factor_grads() -> Outcome:
-    g = _gen(4)
+    """for W = W0 + s B A, dL/dA = s B^T G (r x d_in) and dL/dB = s G A^T (d_out x r), G = dL/dW:
+    lora_factor_gradients equals autograd (rectangular and square layers)"""
+    g = gen(4)
     errs = _chain_rule_case(g, 5, 7, 2, 1.5) + _chain_rule_case(g, 6, 6, 3, 0.5)
     return Outcome(max(errs))
 
 
-@claim(
-    "janus.eq4.printed",
-    paper=PAPER,
-    where="Eq. 4 (as printed)",
-    statement="Eq. 4 as printed, dA = dW^T B and dB = A^T dW, has the wrong shapes: dW^T B is "
-    "d_in x r (the transpose of B^T dW) and A^T dW is not defined unless r = d_out; both "
-    "also drop the factor s",
-    method="numeric",
-    tolerance=1e-12,
-    finding=True,
-)
+@claim("janus.eq4.printed", paper=PAPER, where="Eq. 4 (as printed)", method="numeric",
+       tolerance=1e-12, finding=True)
 def eq4_printed() -> Outcome:
-    g = _gen(40)
+    """Eq. 4 as printed, dA = dW^T B and dB = A^T dW, has the wrong shapes: dW^T B is d_in x r (the
+    transpose of B^T dW) and A^T dW is not defined unless r = d_out; both also drop the factor s"""
+    g = gen(40)
     d_out, d_in, r, s = 5, 7, 2, 1.5
-    G, A, B = _randn(g, d_out, d_in), _randn(g, r, d_in), _randn(g, d_out, r)
+    G, A, B = randn(g, d_out, d_in), randn(g, r, d_in), randn(g, d_out, r)
     code_A, code_B = geo.lora_factor_gradients(G, A, B, s)
     printed_A = G.T @ B
     conformable = A.T.shape[1] == G.shape[0]
-    error = max(_rel(s * printed_A.T, code_A), _gate(code_B.shape == B.shape))
+    error = max(rel(s * printed_A.T, code_A), gate(code_B.shape == B.shape))
     return Outcome(
         error,
         f"A is {tuple(A.shape)} but dW^T B is {tuple(printed_A.shape)} (= (dL/dA / s)^T); "
@@ -685,62 +591,50 @@ def eq4_printed() -> Outcome:
 
 def _tangent(g: torch.Generator, V: torch.Tensor) -> torch.Tensor:
     """A random tangent vector at V on the Stiefel manifold: xi = Z - V sym(V^T Z)."""
-    Z = _randn(g, *V.shape)
+    Z = randn(g, *V.shape)
     VtZ = V.T @ Z
     return Z - V @ (VtZ + VtZ.T) / 2
 
 
-@claim(
-    "janus.stiefel.qr",
-    paper=PAPER,
-    where="Eq. 10",
-    statement="qr_retraction gives Q^T Q = I and Q^T V~ upper triangular with diagonal >= 0; "
-    "R_V(0) = V on the manifold; ||R_V(t xi) - (V + t xi)|| = O(t^2) for tangent xi",
-    method="numeric",
-    tolerance=1e-12,
-)
+@claim("janus.stiefel.qr", paper=PAPER, where="Eq. 10", method="numeric", tolerance=1e-12)
 def stiefel_qr() -> Outcome:
-    g = _gen(10)
+    """qr_retraction gives Q^T Q = I and Q^T V~ upper triangular with diagonal >= 0; R_V(0) = V on
+    the manifold; ||R_V(t xi) - (V + t xi)|| = O(t^2) for tangent xi"""
+    g = gen(10)
     errs, slopes = [], []
     for d, k in ((9, 3), (20, 5), (4, 4)):
-        V_tilde = _randn(g, d, k)
+        V_tilde = randn(g, d, k)
         Q = geo.qr_retraction(V_tilde)
         errs.append(float((Q.T @ Q - torch.eye(k, dtype=F64)).abs().max()))
         R = Q.T @ V_tilde
         errs.append(float(torch.tril(R, -1).abs().max()) / float(V_tilde.norm()))
         errs.append(max(0.0, -float(torch.diagonal(R).min())))
-        errs.append(_rel(Q @ R, V_tilde))
-        errs.append(_rel(geo.qr_retraction(Q), Q))  # R_V(0) = V
+        errs.append(rel(Q @ R, V_tilde))
+        errs.append(rel(geo.qr_retraction(Q), Q))  # R_V(0) = V
         ts = [1e-2, 1e-3, 1e-4]
         xi = _tangent(g, Q)
         gaps = [float((geo.qr_retraction(Q + t * xi) - (Q + t * xi)).norm()) for t in ts]
-        slopes.append(_slope(ts, gaps))
-    error = max(*errs, _gate(all(abs(k - 2) < 0.1 for k in slopes)))
-    return Outcome(error, "first-order slopes " + ", ".join(f"{k:.3f}" for k in slopes))
+        slopes.append(slope(ts, gaps))
+    error = max(*errs, gate(all(abs(k - 2) < 0.1 for k in slopes)))
+    return Outcome(error, "first-order slopes " + listed(slopes, ".3f"))
 
 
-@claim(
-    "janus.stiefel.gradient",
-    paper=PAPER,
-    where="Eq. 8-9",
-    statement="reconstruction_gradient = autograd of Eq. 8 at any V, = -(I - VV^T) X^T X V on "
-    "the manifold, where it is tangent (V^T grad = 0, so Eq. 9 steps along the tangent "
-    "direction); a small OE step decreases Eq. 8 by lr ||grad||^2 (1 + O(lr))",
-    method="numeric",
-    tolerance=1e-10,
-)
+@claim("janus.stiefel.gradient", paper=PAPER, where="Eq. 8-9", method="numeric", tolerance=1e-10)
 def stiefel_gradient() -> Outcome:
-    g = _gen(8)
-    X = _randn(g, 30, 7)
+    """reconstruction_gradient = autograd of Eq. 8 at any V, = -(I - VV^T) X^T X V on the manifold,
+    where it is tangent (V^T grad = 0, so Eq. 9 steps along the tangent direction); a small OE step
+    decreases Eq. 8 by lr ||grad||^2 (1 + O(lr))"""
+    g = gen(8)
+    X = randn(g, 30, 7)
     errs = []
-    V_free = _randn(g, 7, 3)
-    V = geo.qr_retraction(_randn(g, 7, 3))
+    V_free = randn(g, 7, 3)
+    V = geo.qr_retraction(randn(g, 7, 3))
     for W in (V_free, V):
         W_ = W.clone().requires_grad_(True)
         (auto,) = torch.autograd.grad(geo.reconstruction_loss(X, W_), W_)
-        errs.append(_rel(geo.reconstruction_gradient(X, W), auto))
+        errs.append(rel(geo.reconstruction_gradient(X, W), auto))
     grad = geo.reconstruction_gradient(X, V)
-    errs.append(_rel(grad, -(torch.eye(7, dtype=F64) - V @ V.T) @ X.T @ X @ V))
+    errs.append(rel(grad, -(torch.eye(7, dtype=F64) - V @ V.T) @ X.T @ X @ V))
     errs.append(float((V.T @ grad).norm() / grad.norm()))  # tangent: V^T grad = 0
     loss0, sq = float(geo.reconstruction_loss(X, V)), float(grad.pow(2).sum())
     ratios = []
@@ -749,28 +643,23 @@ def stiefel_gradient() -> Outcome:
         ratios.append(drop / (lr * sq))
     # The ratio is 1 + O(lr ||X||^2): check it converges to 1 at the expected rate.
     spread = float(torch.linalg.matrix_norm(X, 2) ** 2) * 1e-5
-    error = max(*errs, _gate(all(abs(q - 1) < 10 * spread for q in ratios) and ratios[-1] > 0))
-    return Outcome(error, "decrease / (lr ||grad||^2) = " + ", ".join(f"{q:.6f}" for q in ratios))
+    error = max(*errs, gate(all(abs(q - 1) < 10 * spread for q in ratios) and ratios[-1] > 0))
+    return Outcome(error, "decrease / (lr ||grad||^2) = " + listed(ratios, ".6f"))
 
 
-@claim(
-    "janus.stiefel.oe-converges",
-    paper=PAPER,
-    where="Eq. 8-10",
-    statement="iterating online_estimation_step on a fixed batch X keeps V^T V = I, decreases "
-    "Eq. 8 monotonically and converges to the top-k right singular subspace of X",
-    method="numeric",
-    tolerance=1e-8,
-)
+@claim("janus.stiefel.oe-converges", paper=PAPER, where="Eq. 8-10", method="numeric",
+       tolerance=1e-8)
 def stiefel_oe_converges() -> Outcome:
-    g = _gen(9)
+    """iterating online_estimation_step on a fixed batch X keeps V^T V = I, decreases Eq. 8
+    monotonically and converges to the top-k right singular subspace of X"""
+    g = gen(9)
     n, d, k = 60, 10, 3
-    U, _ = torch.linalg.qr(_randn(g, n, d))
-    Vx, _ = torch.linalg.qr(_randn(g, d, d))
+    U, _ = torch.linalg.qr(randn(g, n, d))
+    Vx, _ = torch.linalg.qr(randn(g, d, d))
     sing = torch.tensor([3.0, 2.6, 2.2, 1.4, 1.2, 1.0, 0.8, 0.6, 0.4, 0.2], dtype=F64)
     X = U @ torch.diag(sing) @ Vx.T
     top = Vx[:, :k] @ Vx[:, :k].T
-    V = geo.qr_retraction(_randn(g, d, k))
+    V = geo.qr_retraction(randn(g, d, k))
     lr = 0.5 / float(sing[0] ** 2)
     losses, orth = [float(geo.reconstruction_loss(X, V))], 0.0
     for _ in range(400):
@@ -780,7 +669,7 @@ def stiefel_oe_converges() -> Outcome:
     gap = float((V @ V.T - top).norm())
     optimum = 0.5 * float(sing[k:].pow(2).sum())
     monotone = all(b <= a + 1e-12 for a, b in zip(losses, losses[1:], strict=False))
-    error = max(gap, orth, abs(losses[-1] - optimum) / optimum, _gate(monotone))
+    error = max(gap, orth, abs(losses[-1] - optimum) / optimum, gate(monotone))
     return Outcome(error, f"||VV^T - U_k U_k^T||_F = {gap:.1e} after 400 steps")
 
 
@@ -789,16 +678,11 @@ def stiefel_oe_converges() -> Outcome:
 NAN = float("nan")
 
 
-@claim(
-    "janus.core.metrics.hand",
-    paper=PAPER,
-    where="Sec. 4.1 ACC/MAA/BWT",
-    statement="janus.core.metrics reproduces ACC = mean_i A[T,i], MAA = mean_t mean_{i<=t} A[t,i], "
-    "BWT = mean_{i<T} (A[T,i] - A[i,i]) on hand-computed accuracy matrices",
-    method="numeric",
-    tolerance=1e-12,
-)
+@claim("janus.core.metrics.hand", paper=PAPER, where="Sec. 4.1 ACC/MAA/BWT", method="numeric",
+       tolerance=1e-12)
 def metrics_hand() -> Outcome:
+    """janus.core.metrics reproduces ACC = mean_i A[T,i], MAA = mean_t mean_{i<=t} A[t,i],
+    BWT = mean_{i<T} (A[T,i] - A[i,i]) on hand-computed accuracy matrices"""
     a3 = [[90, NAN, NAN], [70, 80, NAN], [50, 60, 85]]
     a4 = [[80, NAN, NAN, NAN], [70, 90, NAN, NAN], [60, 85, 75, NAN], [50, 80, 70, 95]]
     F = Fraction

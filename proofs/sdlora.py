@@ -20,7 +20,7 @@ import math
 import torch
 
 from janus.core import geometry as geo
-from proofs._helpers import F64, gate, gen, orthonormal, randn, rel, spec
+from proofs._helpers import F64, gate, gen, listed, orthonormal, randn, rel, spec
 from proofs.core import Outcome, claim
 
 PAPER = "SD-LoRA"
@@ -35,19 +35,13 @@ def _lora(g: torch.Generator, d_out: int, d_in: int, r: int) -> tuple[torch.Tens
 # ---------------------------------------------------------------- Eq. 3-4
 
 
-@claim(
-    "sdlora.eq3.decomposition",
-    paper=PAPER,
-    where="Eq. 3-4",
-    statement="normalized_direction(A, B) = B A / ||B A||_F has unit norm, ||B A||_F times it is "
-    "B A, and it is invariant under (A, B) -> (G A, B G^-1) and positive rescalings; the code's "
-    "norm ||B||_F ||A||_F gives B A / (||B|| ||A||) (norm <= 1, = 1 for r = 1, not invariant "
-    "under G); sdlora_delta with alpha_k = ||B_k A_k||_F (resp. ||B_k|| ||A_k|| with the code's "
-    "norm) reconstructs vanilla LoRA W0 + sum_k B_k A_k exactly",
-    method="numeric",
-    tolerance=1e-12,
-)
+@claim("sdlora.eq3.decomposition", paper=PAPER, where="Eq. 3-4", method="numeric", tolerance=1e-12)
 def eq3_decomposition() -> Outcome:
+    """normalized_direction(A, B) = B A / ||B A||_F has unit norm, ||B A||_F times it is B A, and it
+    is invariant under (A, B) -> (G A, B G^-1) and positive rescalings; the code's norm
+    ||B||_F ||A||_F gives B A / (||B|| ||A||) (norm <= 1, = 1 for r = 1, not invariant under G);
+    sdlora_delta with alpha_k = ||B_k A_k||_F (resp. ||B_k|| ||A_k|| with the code's norm)
+    reconstructs vanilla LoRA W0 + sum_k B_k A_k exactly"""
     g = gen(3)
     errs, code_norms, code_shift = [], [], []
     for d_out, d_in, r in ((6, 5, 1), (6, 5, 2), (4, 7, 3)):
@@ -80,9 +74,7 @@ def eq3_decomposition() -> Outcome:
     return Outcome(
         max(errs),
         "code-normalised direction norms ||BA||/(||B|| ||A||) for r = 1, 2, 3: "
-        + ", ".join(f"{c:.3f}" for c in code_norms)
-        + "; change under (GA, BG^-1): "
-        + ", ".join(f"{c:.2f}" for c in code_shift),
+        f"{listed(code_norms, '.3f')}; change under (GA, BG^-1): {listed(code_shift, '.2f')}",
     )
 
 
@@ -106,20 +98,15 @@ def _with_residual(
     return math.sqrt(1 - t**2) * comb + t * orth
 
 
-@claim(
-    "sdlora.eq7.kd",
-    paper=PAPER,
-    where="Eq. 7-8, Alg. 1 lines 10-12",
-    statement="sdlora_kd_coefficients returns the least-squares coefficients of Eq. 7 (= the "
-    "normal equations, zero autograd gradient) and the residual norm; a direction in the span "
-    "has residual ~ 0 <= tau = 9e-4 and is absorbed, a random LoRA direction (residual ~ 1) "
-    "and one at residual 2 tau are kept, one at 0.5 tau is absorbed (unit-norm directions: "
-    "residual = sine of the angle to the span); the absorbed magnitudes alpha_k + alpha_t c_k "
-    "leave W unchanged up to alpha_t times the residual",
-    method="numeric",
-    tolerance=1e-10,
-)
+@claim("sdlora.eq7.kd", paper=PAPER, where="Eq. 7-8, Alg. 1 lines 10-12", method="numeric",
+       tolerance=1e-10)
 def eq7_kd() -> Outcome:
+    """sdlora_kd_coefficients returns the least-squares coefficients of Eq. 7 (= the normal
+    equations, zero autograd gradient) and the residual norm; a direction in the span has
+    residual ~ 0 <= tau = 9e-4 and is absorbed, a random LoRA direction (residual ~ 1) and one at
+    residual 2 tau are kept, one at 0.5 tau is absorbed (unit-norm directions: residual = sine of
+    the angle to the span); the absorbed magnitudes alpha_k + alpha_t c_k leave W unchanged up to
+    alpha_t times the residual"""
     g = gen(7)
     old = _old_directions(g)
     M = torch.stack([d.reshape(-1) for d in old], 1)
@@ -165,18 +152,12 @@ def eq7_kd() -> Outcome:
     )
 
 
-@claim(
-    "sdlora.eq8.printed",
-    paper=PAPER,
-    where="Eq. 8, Alg. 1 line 12",
-    statement="Eq. 8 as printed, alpha_k + dalpha_k, drops the new magnitude alpha_t: it changes "
-    "W by (1 - alpha_t) sum_k dalpha_k dir_k even for a direction exactly in the span (unless "
-    "alpha_t = 1); alpha_k + alpha_t dalpha_k is exact (consistency, the checked error)",
-    method="numeric",
-    tolerance=1e-12,
-    finding=True,
-)
+@claim("sdlora.eq8.printed", paper=PAPER, where="Eq. 8, Alg. 1 line 12", method="numeric",
+       tolerance=1e-12, finding=True)
 def eq8_printed() -> Outcome:
+    """Eq. 8 as printed, alpha_k + dalpha_k, drops the new magnitude alpha_t: it changes W by
+    (1 - alpha_t) sum_k dalpha_k dir_k even for a direction exactly in the span (unless
+    alpha_t = 1); alpha_k + alpha_t dalpha_k is exact (consistency, the checked error)"""
     g = gen(8)
     old = _old_directions(g)
     alphas = torch.tensor([1.3, 0.9, 0.6], dtype=F64)
@@ -197,7 +178,7 @@ def eq8_printed() -> Outcome:
     return Outcome(
         max(errs),
         "printed Eq. 8: relative change of W for alpha_t = 0.8 (the code's initial magnitude), "
-        "0.3, 1.0: " + ", ".join(f"{s:.3f}" for s in shifts),
+        "0.3, 1.0: " + listed(shifts, ".3f"),
     )
 
 
@@ -236,21 +217,15 @@ def logistic_times(
     return times
 
 
-@claim(
-    "sdlora.thm1.sequential",
-    paper=PAPER,
-    where="Thm 1, App. A.1 (Eq. 5, A.10)",
-    statement="measured: GD from small initialisation on 1/2||B A - dW*||^2 learns the singular "
-    "components one after another, in decreasing order of sigma_k, at times close to the "
-    "linearised-logistic prediction ln(sigma_k / p_k(0)) / (2 ln(1 + eta sigma_k)), and passes "
-    "near each rank-k truncation dW^[k] (Eq. 5); with a large initialisation the components are "
-    "learned together; consistency (the checked error): the dynamics are scale-covariant "
-    "(c dW*, eta / c, sqrt(c) init gives c times the products), order and plateaus hold",
-    method="numeric",
-    tolerance=1e-10,
-    finding=True,
-)
+@claim("sdlora.thm1.sequential", paper=PAPER, where="Thm 1, App. A.1 (Eq. 5, A.10)",
+       method="numeric", tolerance=1e-10, finding=True)
 def thm1_sequential() -> Outcome:
+    """measured: GD from small initialisation on 1/2||B A - dW*||^2 learns the singular components
+    one after another, in decreasing order of sigma_k, at times close to the linearised-logistic
+    prediction ln(sigma_k / p_k(0)) / (2 ln(1 + eta sigma_k)), and passes near each rank-k
+    truncation dW^[k] (Eq. 5); with a large initialisation the components are learned together;
+    consistency (the checked error): the dynamics are scale-covariant (c dW*, eta / c, sqrt(c) init
+    gives c times the products), order and plateaus hold"""
     g = gen(11)
     d_out, d_in, r, eta, steps = 8, 7, 3, 0.05, 420
     sigma = torch.tensor([4.0, 2.0, 1.0, 0.25, 0.1, 0.05, 0.02], dtype=F64)
@@ -274,7 +249,7 @@ def thm1_sequential() -> Outcome:
                 "times to reach sigma_k/2 (small init): measured "
                 + ", ".join(map(str, t_k))
                 + ", predicted "
-                + ", ".join(f"{p:.0f}" for p in pred)
+                + listed(pred, ".0f")
             )
             errs.append(gate(t_k[0] < t_k[1] < t_k[2] <= steps))
             plateau = []
@@ -283,7 +258,7 @@ def thm1_sequential() -> Outcome:
                 plateau.append(min(spec(P - trunc) for P in prods) / float(sigma[0]))
             errs.append(gate(max(plateau) < 0.02))
             lines.append(
-                "min_t ||BA - dW^[k]||_op / sigma_1 = " + ", ".join(f"{q:.1e}" for q in plateau)
+                "min_t ||BA - dW^[k]||_op / sigma_1 = " + listed(plateau, ".1e")
             )
             lines.append(
                 "t_k eta sigma_k / ln(1/rho): "

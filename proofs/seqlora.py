@@ -21,6 +21,7 @@ from proofs._helpers import (
     eye,
     gate,
     gen,
+    listed,
     orthonormal,
     randn,
     rel,
@@ -56,14 +57,23 @@ def _nonlinear(X: torch.Tensor, Y: torch.Tensor, W0: torch.Tensor) -> Loss:
     return loss
 
 
-def _two_layer(X: torch.Tensor, Y: torch.Tensor, W1: torch.Tensor, W2: torch.Tensor) -> Loss:
-    """Two adapted layers: L = 1/2 ||Y - (W2 + A2 B2^T) tanh((W1 + A1 B1^T) X)||^2."""
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+def _two_layer(
+    g: torch.Generator, X: torch.Tensor, Y: torch.Tensor, r: int
+) -> tuple[Loss, Pair, Pair]:
+    """Two adapted layers, L = 1/2 ||Y - (W2 + A2 B2^T) tanh((W1 + A1 B1^T) X)||^2, with random
+    frozen W1, W2 and rank-r factors As = (A1, A2), Bs = (B1, B2), drawn from g in that order.
+    Returns (L, As, Bs)."""
+    m, n = X.shape[0], Y.shape[0]
+    W1, W2 = 0.5 * randn(g, m, m), 0.5 * randn(g, n, m)
 
     def loss(As: tuple[torch.Tensor, ...], Bs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         H = torch.tanh((W1 + As[0] @ Bs[0].T) @ X)
         return 0.5 * (Y - (W2 + As[1] @ Bs[1].T) @ H).pow(2).sum()
 
-    return loss
+    return loss, (randn(g, m, r), randn(g, n, r)), (randn(g, m, r), randn(g, m, r))
 
 
 def _grad(loss: Loss, A: torch.Tensor, B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,18 +109,12 @@ def _phi_value(loss: Loss, A: torch.Tensor, B: torch.Tensor, alpha: float) -> fl
 # ---------------------------------------------------------------- Eq. 13 -> 17
 
 
-@claim(
-    "seqlora.eq17.symbolic",
-    paper=PAPER,
-    where="Eq. 13-17",
-    statement="the KKT point of min ||B - B~||^2 s.t. B_int^T B = 0 is [I - B_int (B_int^T "
-    "B_int)^-1 B_int^T] B~ (stationarity with Lambda = (B_int^T B_int)^-1 B_int^T B~, "
-    "feasibility, J(B* + E) = J(B*) + ||E||^2/2 for feasible E); Alg. 1's regularised form "
-    "differs by exactly eps B_int G^-1 (G + eps)^-1 B_int^T B~ (3x2 B, 3x1 B_int, symbolic)",
-    method="symbolic",
-    tolerance=1e-12,
-)
+@claim("seqlora.eq17.symbolic", paper=PAPER, where="Eq. 13-17", method="symbolic", tolerance=1e-12)
 def eq17_symbolic() -> Outcome:
+    """the KKT point of min ||B - B~||^2 s.t. B_int^T B = 0 is [I - B_int (B_int^T B_int)^-1
+    B_int^T] B~ (stationarity with Lambda = (B_int^T B_int)^-1 B_int^T B~, feasibility,
+    J(B* + E) = J(B*) + ||E||^2/2 for feasible E); Alg. 1's regularised form differs by exactly
+    eps B_int G^-1 (G + eps)^-1 B_int^T B~ (3x2 B, 3x1 B_int, symbolic)"""
     Bt, Bint, Z = sym_matrix("b", 3, 2), sym_matrix("c", 3, 1), sym_matrix("z", 3, 2)
     eps = sp.Symbol("eps", positive=True)
     G = Bint.T * Bint
@@ -145,18 +149,13 @@ def eq17_symbolic() -> Outcome:
 EQ17_CASES = ((8, 2, (2, 2), 4), (6, 3, (1,), 1), (7, 2, (3, 2), 3))
 
 
-@claim(
-    "seqlora.eq17.eps",
-    paper=PAPER,
-    where="Eq. 13-17, Alg. 1 line 20",
-    statement="regularized_complement_projection(B~, B_int, 0) is feasible, KKT-stationary, "
-    "equals a generic KKT solve and beats every feasible perturbation (also for rank-deficient "
-    "B_int, via the pseudo-inverse); with eps > 0 it deviates from it by exactly "
-    "eps B_int G^-1 (G + eps I)^-1 B_int^T B~, i.e. linearly in eps (log-log slope 1)",
-    method="numeric",
-    tolerance=1e-9,
-)
+@claim("seqlora.eq17.eps", paper=PAPER, where="Eq. 13-17, Alg. 1 line 20", method="numeric",
+       tolerance=1e-9)
 def eq17_eps() -> Outcome:
+    """regularized_complement_projection(B~, B_int, 0) is feasible, KKT-stationary, equals a generic
+    KKT solve and beats every feasible perturbation (also for rank-deficient B_int, via the
+    pseudo-inverse); with eps > 0 it deviates from it by exactly eps B_int G^-1 (G + eps I)^-1
+    B_int^T B~, i.e. linearly in eps (log-log slope 1)"""
     g = gen(17)
     errs, slopes, notes = [], [], []
     for m, r, blocks, rank in EQ17_CASES:
@@ -207,7 +206,7 @@ def eq17_eps() -> Outcome:
     return Outcome(
         error,
         "deviation vs eps log-log slopes "
-        + ", ".join(f"{s:.4f}" for s in slopes)
+        + listed(slopes, ".4f")
         + "; eps = 1e-8 with orthonormal B_int scaled by 1, 1e-3, 1e-4 leaves "
         + "/".join(notes)
         + " of the B_int^T B~ component",
@@ -230,19 +229,14 @@ def _explicit_cross(
     return (H[nA:, :nA] @ g_A.reshape(-1)).reshape(B.shape)
 
 
-@claim(
-    "seqlora.eq15.cross-hessian",
-    paper=PAPER,
-    where="Eq. 9, 15-16, Alg. 1 lines 9-18",
-    statement="cross_hessian_vector_product (double backward, Eq. 16) equals the (B, A) block "
-    "of the explicit Hessian times g, central finite differences of grad_B L along g, and the "
-    "closed form -X Y^T g + X X^T B (A^T g + g^T A) of 1/2||Y - A B^T X||^2; "
-    "bilevel_reduced_gradient (Eq. 15) equals autograd through the unrolled step "
-    "Phi(B) = L(A - alpha grad_A L(A, B), B) and finite differences of Phi, also for two layers",
-    method="numeric",
-    tolerance=1e-7,
-)
+@claim("seqlora.eq15.cross-hessian", paper=PAPER, where="Eq. 9, 15-16, Alg. 1 lines 9-18",
+       method="numeric", tolerance=1e-7)
 def eq15_cross_hessian() -> Outcome:
+    """cross_hessian_vector_product (double backward, Eq. 16) equals the (B, A) block of the
+    explicit Hessian times g, central finite differences of grad_B L along g, and the closed form
+    -X Y^T g + X X^T B (A^T g + g^T A) of 1/2||Y - A B^T X||^2; bilevel_reduced_gradient (Eq. 15)
+    equals autograd through the unrolled step Phi(B) = L(A - alpha grad_A L(A, B), B) and finite
+    differences of Phi, also for two layers"""
     g = gen(15)
     n, m, r, p, alpha = 4, 5, 2, 7, 0.3
     X, Y = randn(g, m, p) / math.sqrt(p), randn(g, n, p)
@@ -270,10 +264,7 @@ def eq15_cross_hessian() -> Outcome:
         _, gB_t = _grad(loss, A - alpha * _grad(loss, A, B)[0], B)
         cross_share.append(rel(gB_t, auto))
     # two adapted layers: the contraction includes the cross-layer blocks
-    W1, W2 = 0.5 * randn(g, m, m), 0.5 * randn(g, n, m)
-    loss2 = _two_layer(X, Y, W1, W2)
-    As = (randn(g, m, r), randn(g, n, r))
-    Bs = (randn(g, m, r), randn(g, m, r))
+    loss2, As, Bs = _two_layer(g, X, Y, r)
     red = geo.bilevel_reduced_gradient(loss2, As, Bs, alpha)
     A_ = tuple(a.clone().requires_grad_(True) for a in As)
     B_ = tuple(b.clone().requires_grad_(True) for b in Bs)
@@ -285,30 +276,21 @@ def eq15_cross_hessian() -> Outcome:
     return Outcome(
         max(errs),
         "||grad_B L(A~, B) - grad Phi|| / ||grad Phi|| (what the alternating baseline drops): "
-        + ", ".join(f"{c:.2f}" for c in cross_share),
+        + listed(cross_share, ".2f"),
     )
 
 
-@claim(
-    "seqlora.alg1.reading",
-    paper=PAPER,
-    where="Alg. 1 lines 13-20",
-    statement="measured: Alg. 1 read literally (per-layer cross-Hessian, line 17) drops the "
-    "cross-layer blocks of grad Phi; with S_B > 1 local steps the direction of lines 14-18 at "
-    "the second step is not grad Phi at the current B (A~ and the Hessian point are stale); "
-    "consistency (the checked error): one layer and S_B = 1 give grad Phi exactly",
-    method="numeric",
-    tolerance=1e-10,
-    finding=True,
-)
+@claim("seqlora.alg1.reading", paper=PAPER, where="Alg. 1 lines 13-20", method="numeric",
+       tolerance=1e-10, finding=True)
 def alg1_reading() -> Outcome:
+    """measured: Alg. 1 read literally (per-layer cross-Hessian, line 17) drops the cross-layer
+    blocks of grad Phi; with S_B > 1 local steps the direction of lines 14-18 at the second step is
+    not grad Phi at the current B (A~ and the Hessian point are stale); consistency (the checked
+    error): one layer and S_B = 1 give grad Phi exactly"""
     g = gen(18)
     n, m, r, p, alpha, beta = 4, 5, 2, 7, 0.3, 0.05
     X, Y = randn(g, m, p) / math.sqrt(p), randn(g, n, p)
-    W1, W2 = 0.5 * randn(g, m, m), 0.5 * randn(g, n, m)
-    loss2 = _two_layer(X, Y, W1, W2)
-    As = (randn(g, m, r), randn(g, n, r))
-    Bs = (randn(g, m, r), randn(g, m, r))
+    loss2, As, Bs = _two_layer(g, X, Y, r)
     full = geo.bilevel_reduced_gradient(loss2, As, Bs, alpha)
     # literal line 17: H^(l) uses only layer l's A and B (the other layer held fixed)
     A_t = tuple(a - alpha * ga for a, ga in zip(As, _grads_multi(loss2, As, Bs)[0], strict=True))
@@ -338,7 +320,7 @@ def alg1_reading() -> Outcome:
     return Outcome(
         max(errs),
         "per-layer line 17 vs full grad Phi (2 layers): "
-        + ", ".join(f"{e:.2f}" for e in per_layer)
+        + listed(per_layer, ".2f")
         + "; S_B = 2, 2nd local step vs grad Phi(B) at beta = "
         + ", ".join(f"{b}: {e:.3f}" for b, e in zip(betas, stale_gaps, strict=True))
         + f" (first order in beta, slope {slope(betas, stale_gaps):.2f})",
@@ -348,18 +330,13 @@ def alg1_reading() -> Outcome:
 # ---------------------------------------------------------------- Lemma 4, Thm 1
 
 
-@claim(
-    "seqlora.thm1.algebra",
-    paper=PAPER,
-    where="Lemma 4 Eq. 35, Thm 1, App. B Eq. 43-44",
-    statement="L(1 + aL) + a(L^2(1 + aL) + rho M) = L(1 + aL)^2 + a rho M (Eq. 35); with "
-    "||A~ - A|| = a||grad_A L|| and ||B+ - B|| = b||P grad Phi||, Eq. 43 becomes Eq. 44; "
-    "a/2 - a^2 L/2 and b/2 - L_Phi b^2/2 peak at 1/(2L), 1/(2 L_Phi), and "
-    "1/(2 L_Phi(a*)) = 1/(9L/2 + rho M/L) (symbolic)",
-    method="symbolic",
-    tolerance=0.0,
-)
+@claim("seqlora.thm1.algebra", paper=PAPER, where="Lemma 4 Eq. 35, Thm 1, App. B Eq. 43-44",
+       method="symbolic", tolerance=0.0)
 def thm1_algebra() -> Outcome:
+    """L(1 + aL) + a(L^2(1 + aL) + rho M) = L(1 + aL)^2 + a rho M (Eq. 35); with
+    ||A~ - A|| = a||grad_A L|| and ||B+ - B|| = b||P grad Phi||, Eq. 43 becomes Eq. 44;
+    a/2 - a^2 L/2 and b/2 - L_Phi b^2/2 peak at 1/(2L), 1/(2 L_Phi), and
+    1/(2 L_Phi(a*)) = 1/(9L/2 + rho M/L) (symbolic)"""
     a, b, L, LP, rho, M, gA, gB = sp.symbols("alpha beta L L_Phi rho M g_A g_B", positive=True)
     eq35 = (
         L * (1 + a * L) + a * (L**2 * (1 + a * L) + rho * M) - (L * (1 + a * L) ** 2 + a * rho * M)
@@ -401,19 +378,14 @@ def region_constants(
     return {"a": a, "L": L, "rho": rho, "M": M, "L_phi": L * (1 + alpha * L) ** 2 + alpha * rho * M}
 
 
-@claim(
-    "seqlora.lemma4.lipschitz",
-    paper=PAPER,
-    where="Lemma 4, Eq. 27-35",
-    statement="grad Phi is L_Phi-Lipschitz with L_Phi <= L(1 + aL)^2 + a rho M: on a jointly "
-    "quadratic L (rho = 0) the exact Hessian of Phi (the Jacobian of bilevel_reduced_gradient, "
-    "= a^2 H_BA H_AA H_AB - 2a H_BA H_AB + H_BB) has norm <= L(1 + aL)^2; on "
-    "1/2||Y - A B^T X||^2 with L, rho, M bounded on a ball, every sampled difference quotient "
-    "of grad Phi is <= the bound",
-    method="numeric",
-    tolerance=1e-10,
-)
+@claim("seqlora.lemma4.lipschitz", paper=PAPER, where="Lemma 4, Eq. 27-35", method="numeric",
+       tolerance=1e-10)
 def lemma4_lipschitz() -> Outcome:
+    """grad Phi is L_Phi-Lipschitz with L_Phi <= L(1 + aL)^2 + a rho M: on a jointly quadratic L
+    (rho = 0) the exact Hessian of Phi (the Jacobian of bilevel_reduced_gradient,
+    = a^2 H_BA H_AA H_AB - 2a H_BA H_AB + H_BB) has norm <= L(1 + aL)^2; on
+    1/2||Y - A B^T X||^2 with L, rho, M bounded on a ball, every sampled difference quotient of
+    grad Phi is <= the bound"""
     g = gen(27)
     n, m, r = 3, 4, 2
     nA, nB = n * r, m * r
@@ -465,7 +437,7 @@ def lemma4_lipschitz() -> Outcome:
     return Outcome(
         max(errs),
         "quadratic: ||Hess Phi|| / (L(1 + aL)^2) = "
-        + ", ".join(f"{q:.3f}" for q in quad_ratio)
+        + listed(quad_ratio, ".3f")
         + f"; bilinear: largest difference quotient {worst:.3g} <= bound {k['L_phi']:.3g} "
         f"(L = {k['L']:.3g}, rho = {k['rho']:.3g}, M = {k['M']:.3g})",
     )
@@ -493,18 +465,13 @@ def alg1_step(
     return A - alpha * _grad(loss, A, B_new)[0], B_new
 
 
-@claim(
-    "seqlora.thm1.descent",
-    paper=PAPER,
-    where="Thm 1, App. B Eq. 36-44",
-    statement="Algorithm 1 (S_B = S_A' = 1, exact projection) on 1/2||Y - A B^T X||^2 with "
-    "B_int^T B = 0, alpha < 1/L and beta < 1/L_Phi for constants valid on a ball that holds "
-    "every iterate: B stays feasible, ||B+ - B|| = beta ||P grad Phi||, Phi(B+) = L(A+, B+), "
-    "and the loss decreases at least by the amounts of Eq. 43 and Eq. 44 at every step",
-    method="numeric",
-    tolerance=1e-9,
-)
+@claim("seqlora.thm1.descent", paper=PAPER, where="Thm 1, App. B Eq. 36-44", method="numeric",
+       tolerance=1e-9)
 def thm1_descent() -> Outcome:
+    """Algorithm 1 (S_B = S_A' = 1, exact projection) on 1/2||Y - A B^T X||^2 with B_int^T B = 0,
+    alpha < 1/L and beta < 1/L_Phi for constants valid on a ball that holds every iterate: B stays
+    feasible, ||B+ - B|| = beta ||P grad Phi||, Phi(B+) = L(A+, B+), and the loss decreases at least
+    by the amounts of Eq. 43 and Eq. 44 at every step"""
     g = gen(43)
     n, m, r, p, K = 3, 6, 2, 8, 150
     X, Y = randn(g, m, p) / math.sqrt(p), randn(g, n, p)
@@ -562,19 +529,14 @@ def _population(W: torch.Tensor, W_star: torch.Tensor, Sigma: torch.Tensor, nois
     return float(torch.trace(D @ Sigma @ D.T)) + W.shape[0] * noise**2
 
 
-@claim(
-    "seqlora.thm8.forgetting",
-    paper=PAPER,
-    where="Thm 8, App. E Eq. 113-127",
-    statement="stylized linear model, later bases orthogonal to B_j (built with "
-    "regularized_complement_projection): L_j(W_T) - L_j(W_j) = Tr(C P^perp Sigma P^perp C^T) + "
-    "<grad L_j(W_j), C> exactly (closed form and, for the empirical measure, on 20000 samples); "
-    "the Monte-Carlo estimate matches the population value; bound Eq. 115 holds with "
-    "eps_j = ||grad L_j(W_j)||, and at a stationary W_j Eq. 116 holds with equality and bound",
-    method="numeric",
-    tolerance=1e-9,
-)
+@claim("seqlora.thm8.forgetting", paper=PAPER, where="Thm 8, App. E Eq. 113-127", method="numeric",
+       tolerance=1e-9)
 def thm8_forgetting() -> Outcome:
+    """stylized linear model, later bases orthogonal to B_j (built with
+    regularized_complement_projection): L_j(W_T) - L_j(W_j) = Tr(C P^perp Sigma P^perp C^T)
+    + <grad L_j(W_j), C> exactly (closed form and, for the empirical measure, on 20000 samples); the
+    Monte-Carlo estimate matches the population value; bound Eq. 115 holds with
+    eps_j = ||grad L_j(W_j)||, and at a stationary W_j Eq. 116 holds with equality and bound"""
     g = gen(8)
     m, n, r, noise, N = 6, 4, 2, 0.3, 20000
     Sigma = spd(g, m, [3.0, 2.0, 1.5, 1.0, 0.5, 0.2])
@@ -655,19 +617,14 @@ def _haar_feasible(g: torch.Generator, Q_free: torch.Tensor, r: int) -> torch.Te
     return Q_free @ orthonormal(g, Q_free.shape[1], r)
 
 
-@claim(
-    "seqlora.thm7.kyfan",
-    paper=PAPER,
-    where="Thm 7, Prop. 2, App. C.2 Eq. 84-106",
-    statement="optimal_feasible_basis (top-r eigenvectors of P_free Sigma P_free) is feasible, "
-    "captures sum_{q<=r} lambda_q (Eq. 96) and leaves the residual of Eq. 90; Eq. 89 holds for "
-    "every feasible projector; no Haar-random feasible projector, no projected-gradient ascent "
-    "run and no point of an exhaustive sphere grid (r = 1) captures more; the Haar mean is "
-    "r/d_free Tr(Sigma~) (Eq. 99)",
-    method="numeric",
-    tolerance=1e-9,
-)
+@claim("seqlora.thm7.kyfan", paper=PAPER, where="Thm 7, Prop. 2, App. C.2 Eq. 84-106",
+       method="numeric", tolerance=1e-9)
 def thm7_kyfan() -> Outcome:
+    """optimal_feasible_basis (top-r eigenvectors of P_free Sigma P_free) is feasible, captures
+    sum_{q<=r} lambda_q (Eq. 96) and leaves the residual of Eq. 90; Eq. 89 holds for every feasible
+    projector; no Haar-random feasible projector, no projected-gradient ascent run and no point of
+    an exhaustive sphere grid (r = 1) captures more; the Haar mean is r/d_free Tr(Sigma~)
+    (Eq. 99)"""
     g = gen(7)
     errs, notes = [], []
     for d, k, r, eigs in (
