@@ -165,6 +165,25 @@ def _dataclass_type(f: dataclasses.Field) -> type | None:
 # --------------------------------------------------------------------------- profiles
 
 
+def small_vit(
+    name: str, embed_dim: int, depth: int, num_heads: int, checkpoint: str | None = None
+) -> ModelConfig:
+    """A ViT for 32x32 images (patch 8, inputs scaled to [-1, 1]): randomly initialised, or
+    loaded from ``checkpoint``."""
+    return ModelConfig(
+        source="config" if checkpoint is None else "checkpoint",
+        name=name,
+        checkpoint=checkpoint,
+        img_size=32,
+        patch_size=8,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    )
+
+
 def smoke_profile() -> RunConfig:
     """Offline, CPU, seconds: synthetic images, a tiny randomly initialised ViT."""
     return RunConfig(
@@ -178,17 +197,7 @@ def smoke_profile() -> RunConfig:
             batch_size=32,
             eval_batch_size=256,
         ),
-        model=ModelConfig(
-            source="config",
-            name="smoke-vit",
-            img_size=32,
-            patch_size=8,
-            embed_dim=48,
-            depth=2,
-            num_heads=2,
-            mean=(0.5, 0.5, 0.5),
-            std=(0.5, 0.5, 0.5),
-        ),
+        model=small_vit("smoke-vit", embed_dim=48, depth=2, num_heads=2),
         lora=LoRAConfig(rank=4),
         train=TrainConfig(epochs=2, lr=5e-3),
     )
@@ -220,18 +229,8 @@ def mini_profile() -> RunConfig:
     return RunConfig(
         profile="mini",
         data=DataConfig(dataset="mini-imagenet-32", num_tasks=10, batch_size=128),
-        model=ModelConfig(
-            source="checkpoint",
-            name="mini-vit-p8",
-            checkpoint=MINI_CHECKPOINT,
-            img_size=32,
-            patch_size=8,
-            embed_dim=192,
-            depth=6,
-            num_heads=3,
-            mean=(0.5, 0.5, 0.5),
-            std=(0.5, 0.5, 0.5),
-        ),
+        model=small_vit("mini-vit-p8", embed_dim=192, depth=6, num_heads=3,
+                        checkpoint=MINI_CHECKPOINT),
         lora=LoRAConfig(rank=3),
         train=TrainConfig(epochs=4, lr=1e-3),
     )

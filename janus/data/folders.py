@@ -10,12 +10,10 @@ identifiers in the order of their id.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 
 from janus.core.errors import ConfigError, DataNotFoundError
 from janus.data.base import (
@@ -23,9 +21,11 @@ from janus.data.base import (
     DatasetSplits,
     FileSource,
     ImageSet,
+    Loader,
     missing,
     register_dataset,
 )
+from janus.data.listfiles import parse_lines, path_tail, yaml_lists
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 TRAIN_FRACTION = 0.8
@@ -71,22 +71,6 @@ CUB_LAYOUT = (
 )
 
 
-def read_text(path: Path) -> str:
-    """A list file's text, with one error naming the file if it is not readable UTF-8 text."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataNotFoundError(f"{str(path)!r} is not a readable text file ({err})") from None
-
-
-def read_yaml(path: Path) -> Any:
-    """A split list's yaml content, with one error naming the file if it does not parse."""
-    try:
-        return yaml.load(read_text(path), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as err:
-        raise DataNotFoundError(f"{str(path)!r} is not valid yaml: {err}") from None
-
-
 def is_image(path: Path) -> bool:
     """A file name with one of :data:`IMAGE_EXTENSIONS` (any case)."""
     return path.suffix.lower() in IMAGE_EXTENSIONS
@@ -108,23 +92,47 @@ def require_dir(name: str, folder: Path, layout: str) -> Path:
     return folder
 
 
-def require_files(name: str, paths: Sequence[Path], listed_in: str) -> None:
-    """One error naming how many listed files are absent and the first of them."""
+def require_files(name: str, paths: Sequence[Path], listed_in: str) -> Sequence[Path]:
+    """``paths``, after one error naming how many listed files are absent and the first."""
     absent = [p for p in paths if not p.is_file()]
     if absent:
         raise DataNotFoundError(
             f"data set {name!r}: {len(absent)} of the {len(paths)} images listed in "
             f"{listed_in} are missing, the first is {str(absent[0])!r}"
         )
+    return paths
 
 
 def image_set(paths: Sequence[Path], labels: Iterable[int]) -> ImageSet:
     return ImageSet(FileSource(tuple(str(p) for p in paths)), np.asarray(list(labels), np.int64))
 
 
-def folder_splits(
-    name: str, folder: Path, layout: str, seed: int
-) -> tuple[list[str], ImageSet, ImageSet]:
+Parts = tuple[list[str], ImageSet, ImageSet]
+"""The classes, train and test images of a data set."""
+
+
+def photo_dataset(
+    name: str, subfolder: str, layout: str, description: str
+) -> Callable[[Callable[[DataConfigLike, Path], Parts]], Loader]:
+    """Register the photograph data set ``name`` read from ``<root>/<subfolder>``: the
+    decorated ``read(cfg, folder) -> (classes, train, test)`` gets that folder once it is
+    known to exist, and the loader it becomes returns the :class:`DatasetSplits`."""
+
+    def wrap(read: Callable[[DataConfigLike, Path], Parts]) -> Loader:
+        def load(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+            assert root is not None
+            classes, train, test = read(cfg, require_dir(cfg.dataset, root / subfolder, layout))
+            return DatasetSplits(cfg.dataset, classes, train, test)
+
+        load.__name__, load.__qualname__ = read.__name__, read.__qualname__
+        load.__doc__ = read.__doc__
+        return register_dataset(name, description=description, expected_layout=layout,
+                                photographs=True)(load)
+
+    return wrap
+
+
+def folder_splits(name: str, folder: Path, layout: str, seed: int) -> Parts:
     """Classes and a seeded 80/20 train/test split of each class folder under ``folder``.
 
     Each class is split on its own (generator seeded by ``seed`` and the class name), so the
@@ -159,28 +167,23 @@ def read_imagenet_r_list(path: Path) -> list[str]:
     last two components are kept. Its ``targets:`` are ignored: they number the classes in a
     different (arbitrary) order, while janus labels are indices into the sorted wnids.
     """
-    content = read_yaml(path)
-    entries = content.get("data") if isinstance(content, dict) else None
-    if not isinstance(entries, list):
+    (entries,) = yaml_lists(path, "data")
+    if entries is None:
         raise DataNotFoundError(f"{str(path)!r} has no 'data:' list of image paths")
     relative = []
     for entry in entries:
-        parts = str(entry).split("/")
-        if len(parts) < 2 or not parts[-1] or not parts[-2]:
+        tail = path_tail(entry, 2)
+        if tail is None:
             raise DataNotFoundError(
                 f"{str(path)!r}: entry {entry!r} is not of the form data/imagenet-r/<wnid>/<file>"
             )
-        relative.append(f"{parts[-2]}/{parts[-1]}")
+        relative.append(tail)
     return relative
 
 
-@register_dataset(
-    "imagenet-r",
-    description="ImageNet-R, 200 classes of renditions (art, cartoons, sketches, ...)",
-    expected_layout=IMAGENET_R_LAYOUT,
-    photographs=True,
-)
-def load_imagenet_r(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+@photo_dataset("imagenet-r", "imagenet-r", IMAGENET_R_LAYOUT,
+               "ImageNet-R, 200 classes of renditions (art, cartoons, sketches, ...)")
+def load_imagenet_r(cfg: DataConfigLike, folder: Path) -> Parts:
     """ImageNet-R (Hendrycks et al., "The Many Faces of Robustness", 2021).
 
     With ``imagenet-r_{train,test}.yaml`` in the folder, the standard split of the InfLoRA
@@ -188,13 +191,10 @@ def load_imagenet_r(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     permutation of the classes): labels are indices into the sorted wnids of the lists.
     Without the lists, each class folder is split 80/20 with ``cfg.split_seed``.
     """
-    assert root is not None
-    folder = require_dir(cfg.dataset, root / "imagenet-r", IMAGENET_R_LAYOUT)
     lists = [folder / f"imagenet-r_{split}.yaml" for split in ("train", "test")]
     present = [p.is_file() for p in lists]
     if not any(present):
-        classes, train, test = folder_splits(cfg.dataset, folder, IMAGENET_R_LAYOUT, cfg.split_seed)
-        return DatasetSplits(cfg.dataset, classes, train, test)
+        return folder_splits(cfg.dataset, folder, IMAGENET_R_LAYOUT, cfg.split_seed)
     if not all(present):
         raise DataNotFoundError(
             f"data set {cfg.dataset!r}: {str(lists[present.index(False)])!r} is missing; "
@@ -203,47 +203,33 @@ def load_imagenet_r(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     entries = [read_imagenet_r_list(p) for p in lists]
     classes = sorted({e.split("/")[0] for split in entries for e in split})
     index = {wnid: i for i, wnid in enumerate(classes)}
-    sets = []
-    for path, split in zip(lists, entries, strict=True):
-        files = [folder / e for e in split]
-        require_files(cfg.dataset, files, repr(str(path)))
-        sets.append(image_set(files, (index[e.split("/")[0]] for e in split)))
-    return DatasetSplits(cfg.dataset, classes, sets[0], sets[1])
+    train, test = (
+        image_set(require_files(cfg.dataset, [folder / e for e in split], repr(str(path))),
+                  (index[e.split("/")[0]] for e in split))
+        for path, split in zip(lists, entries, strict=True)
+    )
+    return classes, train, test
 
 
 # --------------------------------------------------------------------------- ImageNet-A
 
 
-@register_dataset(
-    "imagenet-a",
-    description="ImageNet-A, 200 classes of natural adversarial examples (seeded 80/20 split)",
-    expected_layout=IMAGENET_A_LAYOUT,
-    photographs=True,
-)
-def load_imagenet_a(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+@photo_dataset("imagenet-a", "imagenet-a", IMAGENET_A_LAYOUT,
+               "ImageNet-A, 200 classes of natural adversarial examples (seeded 80/20 split)")
+def load_imagenet_a(cfg: DataConfigLike, folder: Path) -> Parts:
     """ImageNet-A (Hendrycks et al., "Natural Adversarial Examples", 2021), split 80/20 per
     class with ``cfg.split_seed`` (it has no official train/test split)."""
-    assert root is not None
-    folder = require_dir(cfg.dataset, root / "imagenet-a", IMAGENET_A_LAYOUT)
-    classes, train, test = folder_splits(cfg.dataset, folder, IMAGENET_A_LAYOUT, cfg.split_seed)
-    return DatasetSplits(cfg.dataset, classes, train, test)
+    return folder_splits(cfg.dataset, folder, IMAGENET_A_LAYOUT, cfg.split_seed)
 
 
 # --------------------------------------------------------------------------- ImageNet-100
 
 
-@register_dataset(
-    "imagenet-100",
-    description="ImageNet-100, 100 ImageNet classes in an ImageFolder tree (train/val)",
-    expected_layout=IMAGENET_100_LAYOUT,
-    photographs=True,
-)
-def load_imagenet_100(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+@photo_dataset("imagenet-100", "imagenet-100", IMAGENET_100_LAYOUT,
+               "ImageNet-100, 100 ImageNet classes in an ImageFolder tree (train/val)")
+def load_imagenet_100(cfg: DataConfigLike, folder: Path) -> Parts:
     """ImageNet-100: a 100-class ImageNet subset with its train and val images as folders."""
-    assert root is not None
-    folder = require_dir(cfg.dataset, root / "imagenet-100", IMAGENET_100_LAYOUT)
-    classes, train, test = train_test_trees(cfg.dataset, folder, IMAGENET_100_LAYOUT, ("val",))
-    return DatasetSplits(cfg.dataset, classes, train, test)
+    return train_test_trees(cfg.dataset, folder, IMAGENET_100_LAYOUT, ("val",))
 
 
 # --------------------------------------------------------------------------- own trees
@@ -251,7 +237,7 @@ def load_imagenet_100(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
 
 def train_test_trees(
     name: str, folder: Path, layout: str, test_names: Sequence[str] = ("test", "val")
-) -> tuple[list[str], ImageSet, ImageSet]:
+) -> Parts:
     """Classes and images of ``folder/train`` and of the first of ``folder/<test_names>``
     present (the last when none is), ImageFolder style: the same class folders in both,
     labels in sorted folder-name order."""
@@ -274,23 +260,15 @@ def train_test_trees(
     return list(trees[0]), sets[0], sets[1]
 
 
-@register_dataset(
-    "imagefolder",
-    description="your own images: an ImageFolder tree at the data root",
-    expected_layout=IMAGEFOLDER_LAYOUT,
-    photographs=True,
-)
-def load_imagefolder(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+@photo_dataset("imagefolder", "", IMAGEFOLDER_LAYOUT,
+               "your own images: an ImageFolder tree at the data root")
+def load_imagefolder(cfg: DataConfigLike, root: Path) -> Parts:
     """A user's ImageFolder tree: with a ``train/`` folder, ``train/`` and ``test/`` (or
     ``val/``) are the splits; otherwise every class folder is split 80/20 with
     ``cfg.split_seed`` (as :func:`folder_splits`)."""
-    assert root is not None
     if (root / "train").is_dir():
-        classes, train, test = train_test_trees(cfg.dataset, root, IMAGEFOLDER_LAYOUT)
-    else:
-        classes, train, test = folder_splits(cfg.dataset, root, IMAGEFOLDER_LAYOUT,
-                                             cfg.split_seed)
-    return DatasetSplits(cfg.dataset, classes, train, test)
+        return train_test_trees(cfg.dataset, root, IMAGEFOLDER_LAYOUT)
+    return folder_splits(cfg.dataset, root, IMAGEFOLDER_LAYOUT, cfg.split_seed)
 
 
 # --------------------------------------------------------------------------- DomainNet
@@ -298,36 +276,31 @@ def load_imagefolder(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
 
 def read_domainnet_list(path: Path) -> list[tuple[str, int]]:
     """The ``(relative path, class index)`` lines of an official DomainNet split list."""
-    rows = []
-    for number, line in enumerate(read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
+
+    def parse(line: str) -> tuple[str, int] | None:
         fields = line.rsplit(maxsplit=1)
         if len(fields) != 2 or not fields[1].isdigit() or len(fields[0].split("/")) != 3:
-            raise DataNotFoundError(
-                f"{str(path)!r} line {number}: {line!r} is not '<domain>/<class>/<file> <index>'"
-            )
-        rows.append((fields[0], int(fields[1])))
-    return rows
+            return None
+        return fields[0], int(fields[1])
+
+    return parse_lines(path, "<domain>/<class>/<file> <index>", parse)
 
 
 def read_domainnet_yaml(path: Path) -> list[tuple[str, int]]:
     """The ``(<domain>/<class>/<file>, class index)`` entries of an InfLoRA / CODA-Prompt
     ``domainnet_{train,test}.yaml`` (``data:`` paths, of which the last three components are
     kept, and ``targets:``)."""
-    content = read_yaml(path)
-    data = content.get("data") if isinstance(content, dict) else None
-    targets = content.get("targets") if isinstance(content, dict) else None
-    if not isinstance(data, list) or not isinstance(targets, list) or len(data) != len(targets):
+    data, targets = yaml_lists(path, "data", "targets")
+    if data is None or targets is None or len(data) != len(targets):
         raise DataNotFoundError(f"{str(path)!r} needs 'data:' (image paths) and 'targets:' "
                                 f"(class indices) lists of the same length")
     rows = []
     for entry, target in zip(data, targets, strict=True):
-        parts = str(entry).split("/")
-        if len(parts) < 3 or not all(parts[-3:]) or not isinstance(target, int):
+        tail = path_tail(entry, 3)
+        if tail is None or not isinstance(target, int):
             raise DataNotFoundError(f"{str(path)!r}: entry {entry!r} (target {target!r}) is not "
                                     f".../<domain>/<class>/<file> with an integer target")
-        rows.append(("/".join(parts[-3:]), target))
+        rows.append((tail, target))
     return rows
 
 
@@ -349,14 +322,10 @@ def official_domainnet_lists(name: str, folder: Path) -> list[list[Path]]:
     return found
 
 
-@register_dataset(
-    "domainnet",
-    description="DomainNet, 345 classes in six domains (InfLoRA's yaml split, or the official "
-                "lists)",
-    expected_layout=DOMAINNET_LAYOUT,
-    photographs=True,
-)
-def load_domainnet(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+@photo_dataset("domainnet", "domainnet", DOMAINNET_LAYOUT,
+               "DomainNet, 345 classes in six domains (InfLoRA's yaml split, or the official "
+               "lists)")
+def load_domainnet(cfg: DataConfigLike, folder: Path) -> Parts:
     """DomainNet (Peng et al., "Moment Matching for Multi-Source Domain Adaptation", 2019).
 
     With ``domainnet_{train,test}.yaml`` (the split InfLoRA and CODA-Prompt use for their
@@ -367,8 +336,6 @@ def load_domainnet(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     the lists' class indices (InfLoRA's class order is theirs: ``data.class_order=sorted``);
     class names come from the folder in each path.
     """
-    assert root is not None
-    folder = require_dir(cfg.dataset, root / "domainnet", DOMAINNET_LAYOUT)
     if cfg.split not in SPLITS:
         raise ConfigError(f"data.split must be one of {', '.join(SPLITS)} for {cfg.dataset!r}, "
                           f"got {cfg.split!r}")
@@ -399,12 +366,13 @@ def load_domainnet(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
             f"indices up to {max(names, default=-1)} for {len(set(names.values()))} folders)"
         )
     classes = [names[i] for i in range(count)]
-    sets = []
-    for split in (0, 1):
-        files = [folder / rel for lists in rows for rel, _ in lists[split]]
-        require_files(cfg.dataset, files, f"the {('train', 'test')[split]} lists")
-        sets.append(image_set(files, (label for lists in rows for _, label in lists[split])))
-    return DatasetSplits(cfg.dataset, classes, sets[0], sets[1])
+    pooled = [[row for lists in rows for row in lists[k]] for k in (0, 1)]
+    train, test = (
+        image_set(require_files(cfg.dataset, [folder / rel for rel, _ in entries],
+                                f"the {split} lists"), (label for _, label in entries))
+        for split, entries in zip(("train", "test"), pooled, strict=True)
+    )
+    return classes, train, test
 
 
 # --------------------------------------------------------------------------- CUB-200-2011
@@ -414,31 +382,24 @@ def read_id_table(path: Path, name: str) -> dict[int, str]:
     """A CUB metadata file of ``<integer id> <value>`` lines."""
     if not path.is_file():
         raise missing(name, path, CUB_LAYOUT)
-    table = {}
-    for number, line in enumerate(read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
+
+    def parse(line: str) -> tuple[int, str] | None:
         fields = line.split(maxsplit=1)
         if len(fields) != 2 or not fields[0].isdigit():
-            raise DataNotFoundError(f"{str(path)!r} line {number}: {line!r} is not '<id> <value>'")
-        table[int(fields[0])] = fields[1].strip()
-    return table
+            return None
+        return int(fields[0]), fields[1].strip()
+
+    return dict(parse_lines(path, "<id> <value>", parse))
 
 
-@register_dataset(
-    "cub200",
-    description="CUB-200-2011, 200 bird species (official train/test split)",
-    expected_layout=CUB_LAYOUT,
-    photographs=True,
-)
-def load_cub200(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
+@photo_dataset("cub200", "CUB_200_2011", CUB_LAYOUT,
+               "CUB-200-2011, 200 bird species (official train/test split)")
+def load_cub200(cfg: DataConfigLike, folder: Path) -> Parts:
     """Caltech-UCSD Birds-200-2011 (Wah et al. 2011) with its official train/test split.
 
     Labels are the 1-based class ids of ``classes.txt`` minus one; classes are its names
     (e.g. ``001.Black_footed_Albatross``).
     """
-    assert root is not None
-    folder = require_dir(cfg.dataset, root / "CUB_200_2011", CUB_LAYOUT)
     tables = [
         read_id_table(folder / f, cfg.dataset)
         for f in ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt")
@@ -465,9 +426,9 @@ def load_cub200(cfg: DataConfigLike, root: Path | None) -> DatasetSplits:
     ids = sorted(images)
     files = [folder / "images" / images[i] for i in ids]
     require_files(cfg.dataset, files, repr(str(folder / "images.txt")))
-    sets = []
-    for flag in ("1", "0"):
-        chosen = [k for k, i in enumerate(ids) if is_train[i] == flag]
-        labels = (int(image_class[ids[k]]) - 1 for k in chosen)
-        sets.append(image_set([files[k] for k in chosen], labels))
-    return DatasetSplits(cfg.dataset, classes, sets[0], sets[1])
+    chosen = [[k for k, i in enumerate(ids) if is_train[i] == flag] for flag in ("1", "0")]
+    train, test = (
+        image_set([files[k] for k in part], (int(image_class[ids[k]]) - 1 for k in part))
+        for part in chosen
+    )
+    return classes, train, test

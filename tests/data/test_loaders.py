@@ -55,6 +55,15 @@ def pixels(images: ImageSet, i: int) -> np.ndarray:
     return np.asarray(images.image(i))
 
 
+def assert_splits(
+    data: DatasetSplits, classes: list[str], train_files: list[Path], labels: list[list[int]]
+) -> None:
+    """``data`` has these classes, train image files and train and test labels."""
+    assert data.classes == classes
+    assert paths(data.train) == [str(f) for f in train_files]
+    assert data.train.labels.tolist() == labels[0] and data.test.labels.tolist() == labels[1]
+
+
 # --------------------------------------------------------------------------- common errors
 
 
@@ -307,16 +316,9 @@ def test_domainnet(tmp_path: Path) -> None:
     folder = tmp_path / "domainnet"
     write_domainnet(folder)
     data = load("domainnet", tmp_path)
-    assert data.classes == ["aircraft_carrier", "airplane", "zebra"]
-    assert paths(data.train) == [
-        str(folder / p)
-        for p in (
-            "clipart/aircraft_carrier/c1.jpg",
-            "clipart/zebra/c2.jpg",
-            "sketch/airplane/s1.jpg",
-        )
-    ]
-    assert data.train.labels.tolist() == [0, 2, 1] and data.test.labels.tolist() == [1, 2, 0]
+    train = ["clipart/aircraft_carrier/c1.jpg", "clipart/zebra/c2.jpg", "sketch/airplane/s1.jpg"]
+    assert_splits(data, ["aircraft_carrier", "airplane", "zebra"], [folder / p for p in train],
+                  [[0, 2, 1], [1, 2, 0]])
     assert (pixels(data.test, 0) == BLUE).all()
 
 
@@ -367,17 +369,24 @@ def test_domainnet_errors(tmp_path: Path) -> None:
     (folder / "real_train.txt").write_text("real/zebra/r1.jpg 2\n")
     with pytest.raises(DataNotFoundError, match="real_test.txt' is missing"):
         load("domainnet", tmp_path)
-    (folder / "real_test.txt").write_text("real/zebra/r2.jpg 1\n")
-    with pytest.raises(DataNotFoundError, match="gives class index 1 to 'zebra'.*'airplane'"):
-        load("domainnet", tmp_path)
-    (folder / "real_test.txt").write_text("real/horse/r2.jpg 4\n")
-    with pytest.raises(DataNotFoundError, match="without gaps"):
-        load("domainnet", tmp_path)
-    (folder / "real_test.txt").write_text("real/zebra/r2.jpg\n")
-    with pytest.raises(DataNotFoundError, match="line 1: 'real/zebra/r2.jpg' is not"):
-        load("domainnet", tmp_path)
-    (folder / "real_test.txt").write_text("real/zebra/r2.jpg 2\n")
-    with pytest.raises(DataNotFoundError, match=r"1 of the 4 images listed in the train lists"):
+
+
+@pytest.mark.parametrize(
+    ("real_test", "error"),
+    [
+        ("real/zebra/r2.jpg 1", "gives class index 1 to 'zebra'.*'airplane'"),
+        ("real/horse/r2.jpg 4", "without gaps"),
+        ("real/zebra/r2.jpg", "line 1: 'real/zebra/r2.jpg' is not"),
+        ("real/zebra/r2.jpg 2", r"1 of the 4 images listed in the train lists"),
+    ],
+)
+def test_domainnet_list_errors(tmp_path: Path, real_test: str, error: str) -> None:
+    """A third domain whose train list names an absent image, and a faulty test list."""
+    folder = tmp_path / "domainnet"
+    write_domainnet(folder)
+    (folder / "real_train.txt").write_text("real/zebra/r1.jpg 2\n")
+    (folder / "real_test.txt").write_text(real_test + "\n")
+    with pytest.raises(DataNotFoundError, match=error):
         load("domainnet", tmp_path)
 
 
@@ -407,12 +416,9 @@ def test_cub200(tmp_path: Path) -> None:
     folder = tmp_path / "CUB_200_2011"
     write_cub(folder)
     data = load("cub200", tmp_path)
-    assert data.classes == ["001.Albatross", "002.Auklet", "003.Blackbird"]
-    assert paths(data.train) == [
-        str(folder / "images" / p)
-        for p in ("001.Albatross/a1.jpg", "002.Auklet/b1.jpg", "003.Blackbird/c1.png")
-    ]
-    assert data.train.labels.tolist() == [0, 1, 2] and data.test.labels.tolist() == [0, 2]
+    train = ("001.Albatross/a1.jpg", "002.Auklet/b1.jpg", "003.Blackbird/c1.png")
+    assert_splits(data, ["001.Albatross", "002.Auklet", "003.Blackbird"],
+                  [folder / "images" / p for p in train], [[0, 1, 2], [0, 2]])
     assert (pixels(data.train, 2) == RED).all() and data.native_size is None
 
 
