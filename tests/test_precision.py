@@ -205,7 +205,7 @@ def test_captured_inputs_and_gradient_products_are_float32_of_the_autocast_activ
     adapter = model.adapters[0]
     hooks = []
     cap = ActivationCapture(adapter, lambda m, fn: hooks.append(m.register_forward_hook(fn)))
-    cap.basis = torch.linalg.qr(torch.randn(adapter.in_features, 5)).Q
+    cap.configure(torch.linalg.qr(torch.randn(adapter.in_features, 5)).Q, keep_inputs=True)
     seen = {}
 
     def spy(module, inputs, output):
@@ -219,12 +219,14 @@ def test_captured_inputs_and_gradient_products_are_float32_of_the_autocast_activ
     F.cross_entropy(logits.float(), torch.arange(6) % 4).backward()
     x = seen["x"].reshape(-1, adapter.in_features)
     gy = seen["gy"].reshape(-1, adapter.base.out_features)
-    assert cap.x.dtype == torch.float32 and torch.equal(cap.x, x.float())
     xv = x.double() @ cap.basis.double()
+    inputs, products = cap.take_inputs(), cap.take_products()
+    assert inputs.dtype == torch.float32 and torch.equal(inputs, x.float())
     for s in adapter.slices:
         expected = gy[:, adapter.rows(s)].double().T @ xv
-        assert cap.gw_v[s].dtype == torch.float32
-        assert relative(cap.gw_v[s], expected) < 1e-5, s
+        assert products[s].dtype == torch.float32
+        assert relative(products[s], expected) < 1e-5, s
+    assert cap.take_inputs() is None and cap.take_products() == {}  # taken: forgotten
     for h in hooks:
         h.remove()
 

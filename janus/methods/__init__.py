@@ -7,6 +7,7 @@ from janus.methods import (  # noqa: F401 (registers them)
     inflora,
     janus_lora,
     lora_drs,
+    lora_gpm,
     prompts,
     references,
     sdlora,

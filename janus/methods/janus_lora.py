@@ -39,7 +39,7 @@ from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.methods.prototypes import class_sums
-from janus.methods.rectification import ActivationCapture, rectified_gradients
+from janus.methods.protected_lora import ProtectedLoRA
 from janus.model.continual import ContinualViT
 
 PAPER_WIDTH, PAPER_K = 768, 50
@@ -90,12 +90,10 @@ def union_basis(
 
 @dataclass
 class BlockState:
-    """Janus-LoRA's state of one block: the capture of its qkv inputs (and of ``G_W V``), its
-    online basis V (d_in x k, Eq. 8-10), the historical basis updates are protected from
-    (None before the first task ends) and, with ``memory=union``, that basis' energy matrix
-    (:func:`union_basis`)."""
+    """Janus-LoRA's state of one block: its online basis V (d_in x k, Eq. 8-10), the
+    historical basis updates are protected from (None before the first task ends) and, with
+    ``memory=union``, that basis' energy matrix (:func:`union_basis`)."""
 
-    capture: ActivationCapture
     online: torch.Tensor
     history: torch.Tensor | None = None
     energy: torch.Tensor | None = None
@@ -123,21 +121,6 @@ class JanusLoRAParams(Params):
     margin: float = param(0.3, "DML margin m of the inter-task hinge (Eq. 11)", low=0)
 
 
-@dataclass(frozen=True)
-class LoRAGPMParams(JanusLoRAParams):
-    oe: bool = param(False, "must stay False: the basis is GPM's, built offline")
-    gr: bool = param(False, "GR towards the projected gradient (Janus-LoRA Fig. 6)")
-    dml: bool = param(False, "Decoupled Margin Loss (off for the baseline)")
-    threshold: float = param(0.97, "GPM energy threshold at the first task (Saha et al. 2021)",
-                             low=0, low_open=True, high=1)
-    threshold_step: float = param(0.003, "raise of the threshold per task (0.97 + 0.003 t)",
-                                  low=0)
-
-    def check(self) -> None:
-        if self.oe:
-            raise ConfigError("lora-gpm builds its basis offline (GPM): oe must be False")
-
-
 class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
     """Janus-LoRA: online estimation + gradient rectification + margin loss.
 
@@ -149,20 +132,18 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
     """
 
     def init_state(self) -> None:
-        if self.params.exact_safe and not self.protects:
+        if self.params.exact_safe and not self.params.oe:
             raise ConfigError(f"{self.name} exact_safe=True needs a protected basis (oe=True)")
         if self.params.memory == "union":
             self.version = 2  # 2: at its cap the union keeps the highest-energy directions
         self.blocks: list[BlockState] = []
         """One state per block of the model (:meth:`setup`)."""
+        self.protection: ProtectedLoRA | None = None
+        """The captures and the gradient rule (:meth:`setup`)."""
         self.old_prototypes: torch.Tensor | None = None
         self.pending_steps: list[tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     # ------------------------------------------------------------------ per-block views
-    @property
-    def captures(self) -> list[ActivationCapture]:
-        return [b.capture for b in self.blocks]
-
     @property
     def online(self) -> list[torch.Tensor]:
         """The online bases, block by block."""
@@ -183,16 +164,12 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
         for block, v in zip(self.blocks, bases, strict=True):
             block.history = v
 
-    def projection(self, block: BlockState) -> torch.Tensor | None:
-        """The basis the block's updates are projected off in this task (None: none)."""
-        return block.history if self.protects else None
+    def projections(self) -> list[torch.Tensor | None]:
+        """Per block, the basis its updates are protected from in this task: the historical
+        OE basis, none without OE."""
+        return [b.history if self.params.oe else None for b in self.blocks]
 
     # ------------------------------------------------------------------ set-up
-    @property
-    def protects(self) -> bool:
-        """Whether updates are projected off a historical basis (here: the OE snapshots)."""
-        return bool(self.params.oe)
-
     def rank_k(self, d_in: int) -> int:
         k = self.params.k
         if k is None:
@@ -208,14 +185,13 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
         for adapter in model.adapters:
             d = adapter.in_features
             g = torch.randn(d, self.rank_k(d), dtype=torch.float32)
-            capture = ActivationCapture(adapter, self.forward_hook)
-            self.blocks.append(BlockState(capture, geo.qr_retraction(g).to(model.device)))
+            self.blocks.append(BlockState(geo.qr_retraction(g).to(model.device)))
+        self.protection = ProtectedLoRA(model.adapters, self.forward_hook,
+                                        rectify=self.params.gr, gamma=self.params.gamma)
 
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         model.set_lora_trainable(True)
-        for block in self.blocks:
-            block.capture.keep_inputs = self.params.oe
-            block.capture.basis = self.projection(block) if self.params.gr else None
+        self.protection.protect(self.projections(), keep_inputs=self.params.oe)
 
     # ------------------------------------------------------------------ loss
     def loss(self, model, images, targets, ctx):
@@ -244,30 +220,18 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
 
     # ------------------------------------------------------------------ gradients
     def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
-        for block in self.blocks:
-            cap, basis = block.capture, self.projection(block)
-            adapter = cap.adapter
-            for s, comp in adapter.task_components(0).items():
-                if comp.A.grad is None or comp.B.grad is None:
-                    continue
-                if self.params.gr:
-                    comp.A.grad, comp.B.grad = rectified_gradients(
-                        comp, self.params.gamma, basis, cap.gw_v.get(s)
-                    )
-                elif basis is not None:  # "OE only" (Table 1 ③), LoRA-GPM: project A's input side
-                    comp.A.grad = geo.safe_update(comp.A.grad.float(), basis).to(
-                        comp.A.grad.dtype
-                    )
-            cap.gw_v = {}
+        """GR or A's projection (:class:`~janus.methods.protected_lora.ProtectedLoRA`), then,
+        with ``exact_safe``, the factors before the step, and one OE step."""
+        self.protection.update_gradients(self.protection.continual_pairs())
         if self.params.exact_safe:
+            bases = self.projections()
             self.pending_steps = [
-                (comp, basis, comp.A.detach().clone(), comp.B.detach().clone())
-                for block in self.blocks
-                if (basis := self.projection(block)) is not None
-                for comp in block.capture.adapter.task_components(0).values()
+                (comp, bases[block], comp.A.detach().clone(), comp.B.detach().clone())
+                for block, _, comp in self.protection.continual_pairs()
+                if bases[block] is not None
             ]
         if self.params.oe:
-            self.estimate()
+            self.estimate(self.protection.take_inputs())
 
     @torch.no_grad()
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:
@@ -284,18 +248,16 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
         self.pending_steps = []
 
     @torch.no_grad()
-    def estimate(self) -> None:
-        """One OE step (Eq. 9-10) per block on the batch's input activations."""
-        for block in self.blocks:
-            cap = block.capture
-            if cap.x is None:
+    def estimate(self, inputs: list[torch.Tensor | None]) -> None:
+        """One OE step (Eq. 9-10) per block on the batch's input activations ``inputs``."""
+        for block, x in zip(self.blocks, inputs, strict=True):
+            if x is None:
                 continue
             # on the device, without a host synchronisation; float64 as Python's division
-            energy = cap.x.pow(2).sum().double()
+            energy = x.pow(2).sum().double()
             lr = self.params.oe_lr / energy.clamp_min(torch.finfo(torch.float64).tiny)
-            step = geo.online_estimation_step(block.online, cap.x, lr)
+            step = geo.online_estimation_step(block.online, x, lr)
             block.online = torch.where(energy > 0, step, block.online)  # no step on x = 0
-            cap.x = None
 
     # ------------------------------------------------------------------ tasks
     @torch.no_grad()
@@ -350,29 +312,3 @@ class JanusLoRA(Method, name="janus-lora", params=JanusLoRAParams):
                                  strict=True):
             block.energy = energy
         self.old_prototypes = state["old_prototypes"]
-
-
-class LoRAGPM(JanusLoRA, name="lora-gpm", params=LoRAGPMParams):
-    """LoRA-GPM: one LoRA, A's gradient projected off an offline GPM basis.
-
-    LoRA-GPM (Janus-LoRA's baseline, Sec. 4.1; Saha et al. 2021): the same continually
-    trained LoRA pair, its input-side gradient projected off a GPM basis that is built offline
-    after each task from the task's layer inputs (no online estimation). ``gr=True`` is
-    Janus-LoRA Fig. 6's "LoRA-GPM + GR"."""
-
-    @property
-    def protects(self) -> bool:
-        return True
-
-    def update_history(self, model: ContinualViT, ctx: TaskContext) -> None:
-        """GPM growth (:func:`janus.core.geometry.grown_basis`) of each block's basis on the Gram of
-        the task's inputs (training images, test transform), threshold
-        ``threshold + threshold_step * t`` (at most 1); at most ``d_in - rank`` columns."""
-        grams = input_grams(model, ctx.stream.eval_loader(ctx.task.train_plain), torch.float64)
-        eps = min(1.0, self.params.threshold + self.params.threshold_step * ctx.index)
-        d = model.adapters[0].in_features
-        for block, gram in zip(self.blocks, grams, strict=True):
-            old = block.history
-            old = torch.zeros(d, 0, dtype=torch.float64) if old is None else old.double().cpu()
-            new = geo.grown_basis(old, gram.cpu(), eps, d - model.lora.rank)
-            block.history = new.float().to(model.device) if new.shape[1] else None

@@ -39,7 +39,7 @@ from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
 from janus.methods.prototypes import NearestMeanClassifier
-from janus.methods.rectification import ActivationCapture, rectified_gradients
+from janus.methods.protected_lora import ProtectedLoRA
 from janus.model.continual import ContinualViT
 from janus.model.lora import LoRAComponent, negated
 
@@ -126,8 +126,8 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
         self.spaces: list[DriftSpace] | None = None
         """Per block, the current task's drift-resistant space (None in task 0)."""
         self.pairs: list[TaskPair] = []
-        self.captures: list[ActivationCapture] = []
-        """``gr``: per block, the capture of ``G_W U`` for the rectification."""
+        self.protection: ProtectedLoRA | None = None
+        """``gr``: the captures of ``G_W U`` and the rectification."""
         self.prototypes: torch.Tensor | None = None
 
     @property
@@ -147,9 +147,8 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
             raise ConfigError(f"{self.name} projects B's step with the input-space projector, "
                               f"which needs square projections; got {a.slice_dim}x{a.in_features}")
         if self.params.gr:
-            self.captures = [ActivationCapture(a, self.forward_hook) for a in model.adapters]
-            for cap in self.captures:
-                cap.keep_inputs = False
+            self.protection = ProtectedLoRA(model.adapters, self.forward_hook, rectify=True,
+                                            gamma=self.params.gamma)
 
     def before_task(self, model: ContinualViT, ctx: TaskContext) -> None:
         model.set_lora_trainable(False)
@@ -158,14 +157,22 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
             bases = [drift_resistant_basis(g, self.params.energy)
                      for g in self.subtracted_grams(model, ctx)]
             self.spaces = [DriftSpace(U, (U @ U.T / U.shape[1] ** 0.5).float()) for U in bases]
-        for i, cap in enumerate(self.captures):
-            cap.basis = None if self.spaces is None else self.spaces[i].basis.float().to(
-                model.device)
+        if self.protection is not None:
+            self.protect(model)
         self.pairs = []
         for i, added in enumerate(model.add_lora_components()):
             for s, comp in added.items():
                 self.init_b(comp)
                 self.pairs.append(TaskPair(i, s, comp))
+
+    def protect(self, model: ContinualViT) -> None:
+        """``gr``: rectify towards ``G_W U U^T / sqrt(k)`` in each block (towards ``G_W`` in
+        task 0, where nothing is projected)."""
+        if self.spaces is None:
+            self.protection.protect([None] * len(model.adapters))
+            return
+        bases = [space.basis.float().to(model.device) for space in self.spaces]
+        self.protection.protect(bases, keep=0.0, weights=[U.shape[1] ** -0.5 for U in bases])
 
     def init_b(self, comp: LoRAComponent) -> None:
         """One N(0, b_init_std^2) entry per column at a random row (the code's ``sparse_``)."""
@@ -205,28 +212,11 @@ class LoRADRS(NearestMeanClassifier, Method, name="lora-drs", params=LoRADRSPara
         return loss
 
     def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
-        if self.params.gr:
-            self.rectify()
+        if self.protection is not None:
+            self.protection.update_gradients(self.current)
         elif self.spaces is not None:
             for pair in self.pairs:
                 pair.before = (pair.comp.A.detach().clone(), pair.comp.B.detach().clone())
-
-    def rectify(self) -> None:
-        """``gr``: the new pairs' gradients rectified towards ``G_W U U^T / sqrt(k)`` (towards
-        the raw ``G_W`` in task 0, where nothing is projected)."""
-        for pair in self.pairs:
-            comp = pair.comp
-            if self.spaces is None:
-                comp.A.grad, comp.B.grad = rectified_gradients(comp, self.params.gamma)
-                continue
-            cap = self.captures[pair.block]
-            U = cap.basis
-            comp.A.grad, comp.B.grad = rectified_gradients(
-                comp, self.params.gamma, U, cap.gw_v[pair.slice], keep=0.0,
-                basis_weight=U.shape[1] ** -0.5,
-            )
-        for cap in self.captures:
-            cap.gw_v = {}
 
     @torch.no_grad()
     def after_step(self, model: ContinualViT, ctx: TaskContext) -> None:

@@ -27,7 +27,8 @@ class ActivationCapture:
     Keeps the batch's inputs X (tokens x d_in, float32) for OE, and, when a basis is set, the
     products ``G_W V = Gy^T (X V)`` per adapted slice (d_out x k, float32) for GR. Both come
     from the activations of the (possibly autocast) forward, cast to float32, and are formed
-    with autocast off.
+    with autocast off. Its owner sets it up with :meth:`configure` and takes what a step
+    captured with :meth:`take_inputs` and :meth:`take_products`.
     """
 
     def __init__(self, adapter: LoRAQKV, register: Callable[[LoRAQKV, Callable], None]) -> None:
@@ -35,27 +36,51 @@ class ActivationCapture:
         :meth:`~janus.methods.base.Method.forward_hook` (which removes it at the end of the
         run)."""
         self.adapter = adapter
-        self.keep_inputs = True
-        self.basis: torch.Tensor | None = None
-        """Basis V whose products G_W V are captured (None: capture none)."""
-        self.x: torch.Tensor | None = None
-        self.gw_v: dict[str, torch.Tensor] = {}
+        self._keep_inputs = True
+        self._basis: torch.Tensor | None = None
+        self._x: torch.Tensor | None = None
+        self._gw_v: dict[str, torch.Tensor] = {}
         register(adapter, self._forward)
+
+    def configure(self, basis: torch.Tensor | None, keep_inputs: bool) -> None:
+        """From the next step on: capture ``G_W V`` for ``V = basis`` (None: none), and keep
+        the inputs X or not."""
+        self._basis, self._keep_inputs = basis, keep_inputs
+
+    @property
+    def basis(self) -> torch.Tensor | None:
+        """The basis V whose products ``G_W V`` are captured (None: none)."""
+        return self._basis
+
+    @property
+    def inputs(self) -> torch.Tensor | None:
+        """The last step's inputs X, if kept and not yet taken."""
+        return self._x
+
+    def take_inputs(self) -> torch.Tensor | None:
+        """The last step's inputs X (None: not kept, or already taken); forgets them."""
+        x, self._x = self._x, None
+        return x
+
+    def take_products(self) -> dict[str, torch.Tensor]:
+        """The last step's ``G_W V`` per slice (empty without a basis); forgets them."""
+        products, self._gw_v = self._gw_v, {}
+        return products
 
     def _forward(self, module: LoRAQKV, inputs: tuple, output: torch.Tensor) -> None:
         if not (torch.is_grad_enabled() and output.requires_grad):
             return
         x = statistic(inputs[0].reshape(-1, module.in_features))
-        self.x = x if self.keep_inputs else None
-        if self.basis is None:
+        self._x = x if self._keep_inputs else None
+        if self._basis is None:
             return
         with full_precision():
-            xv = x @ self.basis.float()
+            xv = x @ self._basis.float()
 
         def grab(gy: torch.Tensor) -> None:
             gy = statistic(gy.reshape(-1, module.base.out_features))
             with full_precision():
-                self.gw_v = {s: gy[:, module.rows(s)].T @ xv for s in module.slices}
+                self._gw_v = {s: gy[:, module.rows(s)].T @ xv for s in module.slices}
 
         output.register_hook(grab)
 

@@ -136,7 +136,7 @@ def test_oe_step_follows_eq_9_10_on_the_captured_tokens():
     method.before_task(model, None)
     v0 = [v.clone() for v in method.online]
     backward(model, method)
-    xs = [cap.x.clone() for cap in method.captures]
+    xs = [cap.inputs.clone() for cap in method.protection.captures]
     method.after_backward(model, None)
     for v_before, v_after, x in zip(v0, method.online, xs, strict=True):
         assert x.shape == (6 * 5, 24)  # all tokens (4 patches + cls) of the 6 images

@@ -7,7 +7,7 @@ import torch
 from janus.core.config import apply_overrides, profile
 from janus.core.errors import ConfigError
 from janus.methods.activations import input_grams
-from janus.methods.janus_lora import LoRAGPM
+from janus.methods.lora_gpm import LoRAGPM
 from janus.train.trainer import Observer, Run
 
 
@@ -64,9 +64,13 @@ def test_gr_plug_in_rectifies_instead(tmp_path):
     assert max(diffs) > 0  # GR changes B's gradient too
 
 
-def test_bad_parameters():
+def test_bad_parameters_and_only_its_own():
+    """LoRA-GPM lists only what it uses: Janus-LoRA's OE / DML switches are not its
+    parameters (it once inherited them, five of which did nothing)."""
     cfg = profile("smoke")
-    with pytest.raises(ConfigError, match="oe must be False"):
-        LoRAGPM(cfg, oe=True)
+    assert list(LoRAGPM.defaults) == ["gr", "gamma", "threshold", "threshold_step"]
+    for janus_only in ("oe", "k", "oe_lr", "memory", "max_rank", "dml"):
+        with pytest.raises(ConfigError, match=f"has no parameter.*{janus_only}"):
+            LoRAGPM(cfg, **{janus_only: None})
     with pytest.raises(ConfigError, match="threshold"):
         LoRAGPM(cfg, threshold=1.5)

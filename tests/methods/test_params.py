@@ -64,7 +64,7 @@ def test_accepted_values_are_kept_as_given_except_lists_become_tuples():
     ("janus-lora", {"oe_lr": -1}, "oe_lr=-1 is out of range"),
     ("janus-lora", {"gamma": -1}, "gamma=-1 is out of range"),
     ("janus-lora", {"tau": 0}, "tau=0 is out of range"),
-    ("lora-gpm", {"oe": True}, "oe must be False"),
+    ("lora-gpm", {"threshold": 1.5}, "threshold=1.5 is out of range"),
     ("lora-drs", {"energy": 2}, "energy=2 is out of range"),
     ("inflora", {"energy": "cubed"}, "energy='cubed' is not"),
     ("l2p", {"top_k": 11}, "top_k=11 exceeds pool_size=10"),
