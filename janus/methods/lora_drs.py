@@ -38,8 +38,8 @@ from janus.core.precision import in_full_precision
 from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext
 from janus.methods.params import Params, param
-from janus.methods.prototypes import NearestMeanClassifier
 from janus.methods.protected_lora import ProtectedLoRA
+from janus.methods.prototypes import NearestMeanClassifier
 from janus.model.continual import ContinualViT
 from janus.model.lora import LoRAComponent, negated
 
