@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from janus.core.errors import ConfigError
-from janus.model.lora import LoRAComponent, LoRAQKV, inject_lora, negated
+from janus.core.geometry import normalized_direction
+from janus.model.lora import LoRAComponent, LoRAQKV, Magnitudes, inject_lora, negated
 
 D = 12
 
@@ -104,21 +105,37 @@ def test_bad_config_errors():
         inject_lora(nn.Sequential(nn.Linear(2, 2)))
 
 
-def test_negated_flips_every_update_and_restores_the_gains():
-    """Inside ``negated`` the layer computes W0 x - sum of the updates (a component's own gain
-    is kept and negated); afterwards the layer and its gains are as before."""
+def test_negated_flips_every_update_magnitude_included_and_restores_them():
+    """Inside ``negated`` the layer computes W0 x - sum of the updates (a component's own
+    magnitude is kept and negated); afterwards the layer is as before."""
     torch.manual_seed(0)
     layer = LoRAQKV(nn.Linear(6, 18), slices=("k", "v"))
     for _ in range(2):
         for comp in layer.add_component(2).values():
             nn.init.normal_(comp.B)
-    with_gain = layer.components["v"][1]
-    gain = lambda: torch.tensor(0.5)  # noqa: E731
-    with_gain.gain = gain
+    with_magnitude = layer.components["v"][1]
+    magnitudes = Magnitudes("product", count=2, init=0.5)
+    with_magnitude.use_magnitude(magnitudes, 1)
     x = torch.randn(4, 6)
     base, full = layer.base(x), layer(x)
     with negated([c for _, _, c in layer.iter_components()]):
         flipped = layer(x)
     torch.testing.assert_close(flipped, 2 * base - full)
-    assert with_gain.gain is gain and layer.components["k"][0].gain is None
+    assert with_magnitude.magnitude_index == 1 and layer.components["k"][0].factor() is None
     torch.testing.assert_close(layer(x), full)
+
+
+def test_magnitude_is_alpha_over_the_direction_norm_in_forward_and_delta_weight():
+    """With a magnitude, a component adds alpha_k B A x / ||B A||_F (SD-LoRA Eq. 3-4, against
+    geometry.normalized_direction), whatever its scale; ``raw`` drops the norm."""
+    torch.manual_seed(0)
+    comp = LoRAComponent(6, 5, rank=2, scale=3.0)
+    nn.init.normal_(comp.B)
+    magnitudes = Magnitudes("product", count=2, init=0.7)
+    comp.use_magnitude(magnitudes, 1)
+    want = 0.7 * normalized_direction(comp.A.detach(), comp.B.detach(), "product")
+    torch.testing.assert_close(comp.delta_weight(), want)
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(comp(x), x @ want.T)
+    magnitudes.enter_raw(1)
+    torch.testing.assert_close(comp.delta_weight(), 0.7 * comp.B @ comp.A)

@@ -2,15 +2,19 @@
 
 from janus.methods import (  # noqa: F401 (registers them)
     bilora,
+    coda_prompt,
+    dualprompt,
     eblora,
     finetune,
     inflora,
     janus_lora,
+    l2p,
     lora_drs,
     lora_gpm,
-    prompts,
     references,
     sdlora,
+    sdlora_kd,
+    sdlora_rr,
     seqlora,
 )
 from janus.methods.base import METHODS, Method, TaskContext, build_method

@@ -1,6 +1,7 @@
 """Prompt tuning and prefix tuning on the model's frozen timm ViT, shared by the prompt
-methods (:mod:`janus.methods.prompts`; facts in ``shared/papers/baselines-method-notes.md``,
-Sec. 2, "Common to all three").
+methods (:mod:`janus.methods.l2p`, :mod:`janus.methods.dualprompt`,
+:mod:`janus.methods.coda_prompt`; facts in ``shared/papers/baselines-method-notes.md``, Sec. 2,
+"Common to all three"), and their common base :class:`PromptMethod`.
 
 - **Prompt tuning** (L2P): per-sample prompt tokens are inserted at the input right after the
   CLS token, ``[CLS, prompts, patches]``; their positional embedding is a frozen copy of the
@@ -15,19 +16,27 @@ Sec. 2, "Common to all three").
 (q/k norms, scale, fused SDPA or the explicit softmax, dropout, output norm and gate, proj),
 calling the blocks' own modules: the qkv call still goes through ``block.attn.qkv`` (the
 LoRA wrapper). Without prompts the result is ``model.features(images)`` (tested).
+
+All three: the backbone frozen, query q(x) from the prompt-free backbone, CE over the current
+task's head (= logits of the other classes masked), the prompt tensors owned by the method
+(their state is checkpointed). Choices: ``docs/methods/prompts.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from timm.layers import Attention
 from timm.models.vision_transformer import Block, VisionTransformer
+from torch import nn
 
 from janus.core.errors import ConfigError
 from janus.core.precision import in_full_precision
+from janus.methods.base import Method, TaskContext
+from janus.methods.params import param
 from janus.model.continual import ContinualViT
 
 Prefix = tuple[torch.Tensor, torch.Tensor]
@@ -166,3 +175,92 @@ def cosine(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """(B, M) cosine similarities between queries (B, d) and keys (M, d), float32 under any
     autocast (prompt selection ranks them)."""
     return F.normalize(q.float(), dim=-1) @ F.normalize(keys.float(), dim=-1).T
+
+
+def clip_grad_param(default: float | None, note: str = "") -> Any:
+    """The ``clip_grad`` parameter: the codes' gradient-norm clip over everything trained."""
+    return param(default, f"gradient-norm clip; None: no clipping{note}", low=0, low_open=True)
+
+
+def lr_param(trained: str) -> Any:
+    """The ``lr`` parameter: the learning rate of the ``trained`` tensors' group."""
+    return param(None, f"{trained} lr; None = train.lr", low=0, low_open=True)
+
+
+def batchwise_param(selection: str, configs: str) -> Any:
+    """The ``batchwise`` parameter, the ports' ``batchwise_prompt``: ``selection`` says what
+    every sample gets, ``configs`` in which of the port's configs it is on."""
+    return param(False, f"{selection} (the port's batchwise_prompt{configs}); a prediction "
+                 "then depends on its batch")
+
+
+def uniform(*shape: int, device: torch.device) -> nn.Parameter:
+    """A parameter drawn from Uniform(-1, 1), the codes' prompt and key initialisation."""
+    return nn.Parameter(torch.empty(shape, device=device).uniform_(-1, 1))
+
+
+def shared_prefix(p: torch.Tensor, batch: int) -> Prefix:
+    """(2, L, heads, head_dim) -> the same (keys, values) prefix for every sample."""
+    return p[0].flatten(1).expand(batch, -1, -1), p[1].flatten(1).expand(batch, -1, -1)
+
+
+class PromptMethod(Method):
+    """Shared by the three: method-owned prompt tensors (``self.prompts``), their optimizer
+    group (own ``lr`` when set), gradient clipping, checkpointed state.
+
+    Subclasses build the tensors and implement :meth:`forward`, which returns the head's
+    input and the method's extra loss term."""
+
+    def init_state(self) -> None:
+        self.prompts: dict[str, nn.Parameter] = {}
+
+    def setup(self, model: ContinualViT) -> None:
+        check_vit(model.vit)
+        self.prompts = self.build(model)
+
+    def build(self, model: ContinualViT) -> dict[str, nn.Parameter]:
+        raise NotImplementedError
+
+    def forward(
+        self, model: ContinualViT, images: torch.Tensor, num_tasks: int, train: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(head input (B, d), extra loss term) for tasks ``0 .. num_tasks - 1``; ``train``:
+        as while training task ``num_tasks - 1``."""
+        raise NotImplementedError
+
+    def features(self, model: ContinualViT, images: torch.Tensor) -> torch.Tensor:
+        return self.forward(model, images, len(model.heads), train=False)[0]
+
+    def loss(
+        self, model: ContinualViT, images: torch.Tensor, targets: torch.Tensor, ctx: TaskContext
+    ) -> torch.Tensor:
+        """CE over the current task's head plus the method's term."""
+        feats, extra = self.forward(model, images, ctx.index + 1, train=True)
+        return self.head_loss(model, feats, targets, ctx) + extra
+
+    @torch.no_grad()
+    def predict(self, model: ContinualViT, images: torch.Tensor, num_tasks: int) -> torch.Tensor:
+        feats, _ = self.forward(model, images, num_tasks, train=False)
+        return model.logits(feats, num_tasks)
+
+    def parameter_groups(self, model: ContinualViT, ctx: TaskContext) -> list[dict[str, Any]]:
+        """The prompt tensors (with ``lr`` when set) and the current head."""
+        prompts: dict[str, Any] = {"params": list(self.prompts.values())}
+        if self.params.lr is not None:
+            prompts["lr"] = self.params.lr
+        return [prompts, {"params": list(model.heads[ctx.index].parameters())}]
+
+    def after_backward(self, model: ContinualViT, ctx: TaskContext) -> None:
+        """The codes' ``clip_grad_norm_`` over everything trained (prompts and head)."""
+        if self.params.clip_grad is not None:
+            trained = [p for g in self.parameter_groups(model, ctx) for p in g["params"]]
+            nn.utils.clip_grad_norm_(trained, self.params.clip_grad)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"prompts": {k: p.detach().clone() for k, p in self.prompts.items()}}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, p in self.prompts.items():
+            p.copy_(state["prompts"][k])
+

@@ -14,7 +14,7 @@ from torch import nn
 from janus.core.config import LoRAConfig, ModelConfig
 from janus.core.errors import ConfigError
 from janus.model.backbones import build_vit, input_size
-from janus.model.lora import LoRAComponent, LoRAQKV, inject_lora
+from janus.model.lora import LoRAComponent, LoRAQKV, Magnitudes, inject_lora
 
 
 class ContinualViT(nn.Module):
@@ -26,6 +26,8 @@ class ContinualViT(nn.Module):
         self.lora = lora
         self.adapters: list[LoRAQKV] = inject_lora(vit, lora.targets)
         self.heads = nn.ModuleList()
+        self.magnitudes: Magnitudes | None = None
+        """SD-LoRA's shared magnitudes, once a method adds them (:meth:`add_magnitudes`)."""
 
     @property
     def feature_dim(self) -> int:
@@ -43,7 +45,27 @@ class ContinualViT(nn.Module):
     def add_lora_components(self, rank: int | None = None) -> list[dict[str, LoRAComponent]]:
         """Append a fresh component to every adapted slice of every block."""
         r = self.lora.rank if rank is None else rank
-        return [a.add_component(r, self.lora.scale) for a in self.adapters]
+        added = [a.add_component(r, self.lora.scale) for a in self.adapters]
+        self.link_magnitudes()
+        return added
+
+    def add_magnitudes(self, norm: str, init: float) -> Magnitudes:
+        """From now on component k of every slice is ``alpha_k dir(A_k, B_k)`` (SD-LoRA Eq. 4)
+        with one shared magnitude per k (:class:`~janus.model.lora.Magnitudes`), ``init`` for
+        the components the model already has. Part of the model's state and structure."""
+        counts = {len(a.slice_components(s)) for a in self.adapters for s in a.slices}
+        if len(counts) != 1:
+            raise ValueError(f"magnitudes need as many components in every slice, got {counts}")
+        self.magnitudes = Magnitudes(norm, counts.pop(), init).to(self.device)
+        self.link_magnitudes()
+        return self.magnitudes
+
+    def link_magnitudes(self) -> None:
+        """Point component k of every slice at magnitude k (after components come or go)."""
+        if self.magnitudes is not None:
+            for a in self.adapters:
+                for _, k, comp in a.iter_components():
+                    comp.use_magnitude(self.magnitudes, k)
 
     def lora_components(self) -> list[LoRAComponent]:
         """Every component of every block, block by block, slice by slice, in order added."""
@@ -57,6 +79,7 @@ class ContinualViT(nn.Module):
         """Delete component ``k`` of every slice of every block (SD-LoRA-KD's absorption)."""
         for a in self.adapters:
             a.remove_components(k)
+        self.link_magnitudes()
 
     def set_lora_trainable(self, trainable: bool) -> None:
         """Train (True) or freeze (False) every LoRA component."""
@@ -91,11 +114,12 @@ class ContinualViT(nn.Module):
             "components": [
                 [(s, c.rank, c.scale) for s, _, c in a.iter_components()] for a in self.adapters
             ],
+            "magnitudes": None if self.magnitudes is None else self.magnitudes.norm,
         }
 
     def rebuild(self, structure: dict[str, Any]) -> None:
         """Recreate heads and LoRA components described by :meth:`structure`."""
-        if self.heads or self.lora_components():
+        if self.heads or self.lora_components() or self.magnitudes is not None:
             raise RuntimeError("rebuild() expects a model without heads or components")
         for n in structure["heads"]:
             self.add_head(n)
@@ -103,6 +127,8 @@ class ContinualViT(nn.Module):
             for s, rank, scale in comps:
                 comp = LoRAComponent(adapter.in_features, adapter.slice_dim, rank, scale)
                 adapter.components[s].append(comp.to(self.device))
+        if structure.get("magnitudes") is not None:  # values: from the state dict
+            self.add_magnitudes(structure["magnitudes"], 0.0)
 
 
 def build_model(model_cfg: ModelConfig, lora_cfg: LoRAConfig) -> ContinualViT:

@@ -14,22 +14,68 @@ Janus-style methods keep a single, continually trained component per slice.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from janus.core.errors import ConfigError
+from janus.core.precision import full_precision
 
 SLICES = ("q", "k", "v")
 
 
+def direction_norm(A: torch.Tensor, B: torch.Tensor, norm: str) -> torch.Tensor:
+    """The denominator of :func:`janus.core.geometry.normalized_direction` (SD-LoRA Eq. 3) in
+    float32, from r x r Gram matrices (``||B A||_F^2 = <B^T B, A A^T>``) instead of the dense
+    product; ``norm="factors"``: ``||B||_F ||A||_F`` (the official code's)."""
+    with full_precision():
+        A, B = A.float(), B.float()
+        if norm == "product":
+            return ((B.T @ B) * (A @ A.T)).sum().clamp_min(0).sqrt()
+        return B.norm() * A.norm()
+
+
+class Magnitudes(nn.Module):
+    """Learnable magnitudes ``alpha_k`` of normalised LoRA directions, one per component index
+    and shared by every adapted slice of every block (SD-LoRA, Wu et al. ICLR 2025, Eq. 4,
+    Sec. 4.1): component k of a slice computes ``alpha_k dir(A_k, B_k) x`` instead of
+    ``scale B_k A_k x``.
+
+    The model owns it (:meth:`janus.model.continual.ContinualViT.add_magnitudes`), so its
+    ``alphas`` are in the model's ``state_dict`` and its structure (resume rebuilds it); the
+    components only refer to it (:meth:`LoRAComponent.use_magnitude`)."""
+
+    def __init__(self, norm: str, count: int = 0, init: float = 0.0) -> None:
+        super().__init__()
+        self.norm = norm
+        self.alphas = nn.Parameter(torch.full((count,), float(init)))
+        self.raw: int | None = None
+
+    def assign(self, values: torch.Tensor) -> None:
+        """Replace the magnitudes by ``values`` (a new parameter: grown by a task, merged by
+        SD-LoRA-KD)."""
+        self.alphas = nn.Parameter(values.detach().to(self.alphas).clone())
+
+    def enter_raw(self, k: int | None) -> None:
+        """Component ``k`` enters as ``alpha_k B_k A_k`` (the official code's un-normalised
+        current task); None: every component normalised."""
+        self.raw = k
+
+    def factor(self, comp: LoRAComponent, k: int) -> torch.Tensor:
+        """The factor that turns ``scale B A x`` into component k's term."""
+        if k == self.raw:
+            return self.alphas[k] / comp.scale
+        return self.alphas[k] / (comp.scale * direction_norm(comp.A, comp.B, self.norm))
+
+
 class LoRAComponent(nn.Module):
-    """One low-rank pair: ``delta(x) = scale * B (A x)``, times ``gain()`` when a method sets
-    one (SD-LoRA's ``alpha_k / ||B A||``): the forward pass, :meth:`delta_weight` and
-    :meth:`LoRAQKV.merge` all include it.
+    """One low-rank pair: ``delta(x) = scale * B (A x)``; with a magnitude
+    (:meth:`use_magnitude`) SD-LoRA's ``alpha_k dir(A, B) x`` instead, and inside
+    :meth:`negated` minus its update: the forward pass, :meth:`delta_weight` and
+    :meth:`LoRAQKV.merge` all include both.
 
     A starts Kaiming-uniform and B at zero (Hu et al. 2022), so a fresh component leaves the
     layer's output unchanged.
@@ -47,16 +93,44 @@ class LoRAComponent(nn.Module):
         self.A = nn.Parameter(torch.empty(rank, d_in))
         self.B = nn.Parameter(torch.zeros(d_out, rank))
         nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
-        self.gain: Callable[[], torch.Tensor] | None = None
+        self._magnitude: tuple[Magnitudes, int] | None = None  # a tuple: not a submodule
+        self._negated = False
+
+    def use_magnitude(self, magnitudes: Magnitudes | None, k: int = 0) -> None:
+        """Scale by ``magnitudes``' entry ``k`` over the direction's norm (None: plain LoRA)."""
+        self._magnitude = None if magnitudes is None else (magnitudes, k)
+
+    @property
+    def magnitude_index(self) -> int | None:
+        """The index of this component's magnitude (None: plain LoRA)."""
+        return None if self._magnitude is None else self._magnitude[1]
+
+    @contextmanager
+    def negated(self) -> Iterator[None]:
+        """Within the ``with`` block the component adds minus its update."""
+        self._negated = True
+        try:
+            yield
+        finally:
+            self._negated = False
+
+    def factor(self) -> torch.Tensor | None:
+        """What ``scale B A`` is multiplied by (None: nothing)."""
+        f = None if self._magnitude is None else self._magnitude[0].factor(self, self._magnitude[1])
+        if self._negated:
+            return -f if f is not None else torch.tensor(-1.0, device=self.A.device)
+        return f
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.scale * F.linear(F.linear(x, self.A), self.B)
-        return out if self.gain is None else out * self.gain()
+        f = self.factor()
+        return out if f is None else out * f
 
     def delta_weight(self) -> torch.Tensor:
-        """The dense update ``scale * B A`` (d_out x d_in), times ``gain()`` if set."""
+        """The dense update ``scale * B A`` (d_out x d_in), times :meth:`factor` if any."""
         w = self.scale * self.B @ self.A
-        return w if self.gain is None else w * self.gain()
+        f = self.factor()
+        return w if f is None else w * f
 
     def set_trainable(self, trainable: bool) -> None:
         self.A.requires_grad_(trainable)
@@ -164,25 +238,11 @@ class LoRAQKV(nn.Module):
 @contextmanager
 def negated(components: Sequence[LoRAComponent]) -> Iterator[None]:
     """Within the ``with`` block every component of ``components`` adds minus its update
-    (LoRA-DRS's LoRA subtraction); the gains they had are restored afterwards."""
-    saved = [c.gain for c in components]
-    try:
-        for c, gain in zip(components, saved, strict=True):
-            c.gain = negated_gain(gain, c.A.device)
+    (LoRA-DRS's LoRA subtraction), magnitude included (:meth:`LoRAComponent.negated`)."""
+    with ExitStack() as stack:
+        for c in components:
+            stack.enter_context(c.negated())
         yield
-    finally:
-        for c, gain in zip(components, saved, strict=True):
-            c.gain = gain
-
-
-def negated_gain(
-    gain: Callable[[], torch.Tensor] | None, device: torch.device
-) -> Callable[[], torch.Tensor]:
-    """The gain ``-gain()``, or the constant -1 for a component without a gain."""
-    if gain is not None:
-        return lambda: -gain()
-    minus_one = torch.tensor(-1.0, device=device)
-    return lambda: minus_one
 
 
 def inject_lora(model: nn.Module, slices: Sequence[str] = ("k", "v")) -> list[LoRAQKV]:

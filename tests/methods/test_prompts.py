@@ -13,20 +13,15 @@ import torch.nn.functional as F
 from janus.core.config import apply_overrides, profile
 from janus.core.errors import ConfigError
 from janus.methods.base import TaskContext
+from janus.methods.coda_prompt import CODAPrompt, coda_weights, orthonormal_extension
+from janus.methods.dualprompt import DualPrompt, dualprompt_layers
+from janus.methods.l2p import L2P
 from janus.methods.prompting import (
     batch_majority,
     prefix_attention,
     prompted_forward,
     query,
     take,
-)
-from janus.methods.prompts import (
-    L2P,
-    CODAPrompt,
-    DualPrompt,
-    coda_weights,
-    dualprompt_layers,
-    orthonormal_extension,
 )
 from janus.model.continual import build_model
 from janus.train.trainer import Run, run

@@ -11,7 +11,9 @@ import janus.methods.sdlora  # noqa: F401  (registers the methods)
 from janus.core import geometry as geo
 from janus.core.config import LoRAConfig, ModelConfig, apply_overrides, profile
 from janus.core.errors import ConfigError
-from janus.methods.sdlora import SDLoRA, SDLoRAKD, SDLoRARR
+from janus.methods.sdlora import SDLoRA
+from janus.methods.sdlora_kd import SDLoRAKD
+from janus.methods.sdlora_rr import SDLoRARR
 from janus.model.continual import build_model
 from janus.train.trainer import CHECKPOINT_NAME, Observer, Run, run_dir
 
@@ -154,7 +156,7 @@ def test_code_protocol_preset_runs_the_official_forward(tmp_path):
 
         def after_task(self, run, ctx):  # what the evaluation after the task sees
             t = ctx.index
-            assert run.method.unnormalized == t
+            assert run.method.magnitudes.raw == t
             seen["learned"].append(run.method.alphas.detach().clone())
             check(run, t)
 
@@ -409,7 +411,9 @@ def test_resume_after_every_direction_was_absorbed(resumed_after_crash):
     assert resumed["accuracy_matrix"] == reference["accuracy_matrix"]
     state = torch.load(out / CHECKPOINT_NAME, weights_only=False)
     assert all(e["absorbed"] for e in state["method"]["kd_log"])
-    assert len(state["method"]["alphas"]) == 1
+    # the magnitudes are model state: in its state dict and structure, not the method's
+    assert len(state["model"]["magnitudes.alphas"]) == 1 and "alphas" not in state["method"]
+    assert state["structure"]["magnitudes"] == "product"
     assert all(len(c) == 2 for c in state["structure"]["components"])  # K and V, 1 each
 
 
