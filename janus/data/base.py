@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -45,12 +45,30 @@ class ArraySource:
         return Image.fromarray(self.pixels[i])
 
 
+WIDE_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+"""Pillow's modes of 16-bit grayscale images (``I``: how Pillow may read a 16-bit PNG)."""
+
+
+def rgb(img: Image.Image) -> Image.Image:
+    """``img`` as 8-bit RGB. 16-bit grayscale (:data:`WIDE_GRAY_MODES`) is first scaled to
+    8 bits (``round(v / 257)``, so 65535 -> 255), where ``convert`` alone would clip every
+    value above 255; other images are converted as they are."""
+    if img.mode in WIDE_GRAY_MODES:
+        wide = np.asarray(img).astype(np.int64)
+        img = Image.fromarray(np.clip((wide + 128) // 257, 0, 255).astype(np.uint8))
+    return img.convert("RGB")
+
+
 @dataclass(frozen=True)
 class JpegBlobSource:
     """JPEG files concatenated into one uint8 blob; image i is blob[offsets[i]:offsets[i+1]]."""
 
     blob: np.ndarray
     offsets: np.ndarray
+    origin: str = ""
+    """What the blob holds, for messages (e.g. "the test images of 'x.npz'")."""
+    side: int | None = None
+    """The side of every (square) image, where the data set states one."""
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -58,13 +76,33 @@ class JpegBlobSource:
     def image(self, i: int) -> Image.Image:
         raw = self.blob[self.offsets[i] : self.offsets[i + 1]].tobytes()
         try:
-            return Image.open(io.BytesIO(raw)).convert("RGB")
+            return rgb(Image.open(io.BytesIO(raw)))
         except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for unreadable data
-            raise DataNotFoundError(f"cannot decode image {i} of its JPEG blob: {err}") from None
+            where = f" ({self.origin})" if self.origin else ""
+            raise DataNotFoundError(
+                f"cannot decode image {i} of its JPEG blob{where}: {err}") from None
 
     def decode(self, indices: Sequence[int]) -> ArraySource:
-        """Decode the chosen images once into memory (cheap for 32x32 images)."""
-        return ArraySource(np.stack([np.asarray(self.image(int(i))) for i in indices]))
+        """Decode the chosen images once into memory (cheap for 32x32 images); they must all
+        have one size (``side`` where given, else the most common size among them)."""
+        arrays = [np.asarray(self.image(int(i))) for i in indices]
+        shapes = [a.shape[:2] for a in arrays]
+        if self.side is not None:
+            expected, basis = (self.side, self.side), "the size of the data set's images"
+        else:
+            expected = max(set(shapes), key=shapes.count, default=(0, 0))
+            basis = "the size of most of them"
+        for i, shape in zip(indices, shapes, strict=True):
+            if shape != expected:
+                size = f"{expected[1]}x{expected[0]}"
+                raise DataNotFoundError(
+                    f"image {int(i)} of {self.origin or 'its JPEG blob'} is {shape[1]}x{shape[0]} "
+                    f"pixels, not {size} ({basis}): all images of a data set stored as a JPEG "
+                    f"blob must have one size; resize them to {size} and write the file again"
+                )
+        if not arrays:
+            return ArraySource(np.zeros((0, *expected, 3), dtype=np.uint8))
+        return ArraySource(np.stack(arrays))
 
 
 @dataclass(frozen=True)
@@ -79,7 +117,7 @@ class FileSource:
     def image(self, i: int) -> Image.Image:
         try:
             with Image.open(self.paths[i]) as img:
-                return img.convert("RGB")
+                return rgb(img)
         except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for unreadable files
             raise DataNotFoundError(f"cannot read image {self.paths[i]!r}: {err}") from None
 
@@ -221,3 +259,13 @@ def per_class_subset(labels: np.ndarray, limit: int | None, seed: int) -> np.nda
         np.sort(rng.permutation(np.flatnonzero(labels == c))[:limit]) for c in np.unique(labels)
     ]
     return np.sort(np.concatenate(keep)) if keep else positions[:0]
+
+
+def enumerate_some(items: Iterable[str], most: int = 5, last: str = " and ") -> str:
+    """``a, b and c`` (``last`` joins the last two); past ``most`` items ``a, ..., e and 3
+    more``."""
+    shown = list(items)
+    rest = len(shown) - most
+    if rest > 0:
+        return f"{', '.join(shown[:most])} and {rest} more"
+    return last.join(filter(None, [", ".join(shown[:-1]), *shown[-1:]]))

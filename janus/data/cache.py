@@ -6,8 +6,10 @@ call as the ``pil`` pipeline's test transform) and stored as uint8 in one flat a
 image files the array is a memory-mapped file in a cache folder, named by a hash of the file
 list (paths, sizes, modification times) and the resize: a changed list gets a new cache, never
 an old one. A cache is built in a temporary folder and renamed into place when complete, so an
-interrupted build leaves nothing a later run trusts; its ``meta.json`` repeats the key and the
-sizes, and a cache that does not match them is rebuilt.
+interrupted build leaves nothing a later run trusts (the next build removes the temporary
+folder of a killed one); its ``meta.json`` repeats the key and the sizes, and a cache that does
+not match them is rebuilt. The decoding workers end with the process that started them
+(:mod:`janus.data.workers`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -29,8 +33,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
 from tqdm import tqdm
 
-from janus.core.errors import DataNotFoundError
+from janus.core.errors import ConfigError, DataNotFoundError, JanusError
 from janus.data.base import FileSource, ImageSet
+from janus.data.workers import process_alive, worker_init
 
 CACHE_ENV = "JANUS_CACHE"
 FORMAT = 1
@@ -75,15 +80,21 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "janus"
 
 
+def file_stamp(path: str) -> str:
+    """``<size>\\0<mtime in ns>`` of the file at ``path``: what tells a file replaced under
+    the same name (the cache key, the data fingerprint)."""
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise DataNotFoundError(f"cannot read image {path!r}: {err.strerror}") from None
+    return f"{st.st_size}\0{st.st_mtime_ns}"
+
+
 def file_list_key(paths: Sequence[str], short_side: int) -> str:
     """SHA-256 of the cache format, the resize and every file's path, size and mtime."""
     h = hashlib.sha256(f"janus-decoded-v{FORMAT}\0{short_side}\n".encode())
     for p in paths:
-        try:
-            st = os.stat(p)
-        except OSError as err:
-            raise DataNotFoundError(f"cannot read image {p!r}: {err.strerror}") from None
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{p}\0{file_stamp(p)}\n".encode())
     return h.hexdigest()
 
 
@@ -114,7 +125,7 @@ def decoded_stream(images: ImageSet, short_side: int, workers: int, progress: bo
     """Yield the images of ``images`` in order, decoded and resized, with ``workers`` processes."""
     loader = DataLoader(  # its own generator: building a cache leaves torch's global RNG as is
         _Decode(images, short_side), batch_size=None, num_workers=workers, collate_fn=_as_is,
-        generator=torch.Generator(),
+        generator=torch.Generator(), worker_init_fn=worker_init(),
     )
     with tqdm(total=len(images), desc="decoding images once", disable=not progress,
               leave=False) as bar:
@@ -164,12 +175,17 @@ def decode_cached(
         shutil.rmtree(final, ignore_errors=True)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataNotFoundError(
-            f"cannot create the image cache folder {str(folder)!r} ({err.strerror}): set "
-            f"data.cache_dir or ${CACHE_ENV} to a writable folder, or data.cache='memory'"
+        remove_stale_builds(folder)
+        build(final, key, images, short_side, workers, progress)
+    except JanusError:
+        raise
+    except OSError as err:  # a read-only or full folder: not an unreadable image (JanusError)
+        raise ConfigError(
+            f"cannot write the image cache in {str(folder)!r} ({err.strerror or err}): "
+            f"data.cache_dir (or ${CACHE_ENV}) must be a writable folder with room for the "
+            f"decoded images; choose another with --set data.cache_dir=DIR, or keep them in "
+            f"memory with --set data.cache=memory"
         ) from None
-    build(final, key, images, short_side, workers, progress)
     found = open_cache(final, key, len(paths))
     if found is None:
         raise DataNotFoundError(f"the image cache {final} could not be read back after writing")
@@ -180,11 +196,31 @@ def _positions(images: ImageSet) -> np.ndarray:
     return np.arange(len(images)) if images.index is None else images.index
 
 
+TMP_NAME = re.compile(r"decoded-[0-9a-f]+\.tmp-(?P<pid>\d+)-[0-9a-f]{8}(@(?P<host>.+))?")
+"""A cache being built: ``decoded-<key>.tmp-<pid>-<random>@<host>`` (without the host before
+it was recorded)."""
+
+
+def remove_stale_builds(folder: Path) -> None:
+    """Remove the temporary folders of builds in ``folder`` whose process ended without
+    removing its own (killed with SIGKILL, a power cut): those started on this host (or
+    unmarked, as before hosts were recorded) by a process that no longer runs. Builds of other
+    hosts sharing the folder are left alone."""
+    host = socket.gethostname()
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            found = TMP_NAME.fullmatch(entry.name)
+            if (found and found["host"] in (None, host) and int(found["pid"]) != os.getpid()
+                    and not process_alive(int(found["pid"]))):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
 def build(
     final: Path, key: str, images: ImageSet, short_side: int, workers: int, progress: bool
 ) -> None:
     """Write the cache into a temporary folder beside ``final`` and rename it into place."""
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = final.with_name(
+        f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}")
     tmp.mkdir()
     try:
         shapes, total = [], 0

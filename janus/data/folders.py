@@ -9,42 +9,44 @@ identifiers in the order of their id.
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 from janus.core.errors import ConfigError, DataNotFoundError
 from janus.data.base import (
     DataConfigLike,
     DatasetSplits,
-    FileSource,
-    ImageSet,
     Loader,
     missing,
     register_dataset,
 )
 from janus.data.listfiles import parse_lines, path_tail, yaml_lists
+from janus.data.trees import (
+    EXTENSIONS_TEXT,
+    Parts,
+    folder_splits,
+    image_set,
+    require_dir,
+    require_files,
+    train_test_trees,
+)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-TRAIN_FRACTION = 0.8
 DOMAINNET_DOMAINS = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
 
 IMAGENET_R_LAYOUT = (
     "imagenet-r/<wnid>/<file>.jpg (the 200 class folders of imagenet-r.tar, image files "
-    ".jpg/.jpeg/.png). Optional: imagenet-r/imagenet-r_train.yaml and "
+    f"{EXTENSIONS_TEXT}). Optional: imagenet-r/imagenet-r_train.yaml and "
     "imagenet-r/imagenet-r_test.yaml, the standard 24,000/6,000 split lists of the InfLoRA "
     "code base ('data:' paths data/imagenet-r/<wnid>/<file>, 'targets:' ignored); without "
     "them a seeded 80/20 split per class is used (data.split_seed)"
 )
 IMAGENET_A_LAYOUT = (
     "imagenet-a/<wnid>/<file>.jpg (the 200 class folders of imagenet-a.tar, image files "
-    ".jpg/.jpeg/.png); split 80/20 per class with data.split_seed"
+    f"{EXTENSIONS_TEXT}); split 80/20 per class with data.split_seed"
 )
 IMAGENET_100_LAYOUT = (
     "imagenet-100/train/<wnid>/<file> and imagenet-100/val/<wnid>/<file> (ImageFolder "
-    "layout, the same class folders in both, image files .jpg/.jpeg/.png)"
+    f"layout, the same class folders in both, image files {EXTENSIONS_TEXT})"
 )
 DOMAINNET_LAYOUT = (
     "domainnet/domainnet_train.yaml and domainnet/domainnet_test.yaml (the split of the InfLoRA "
@@ -60,7 +62,7 @@ SPLITS = ("auto", "inflora", "official")
 IMAGEFOLDER_LAYOUT = (
     "the data root is the tree itself: <root>/train/<class>/<file> and <root>/test/<class>/<file> "
     "(or val/ for test/; the same class folders in both), or one tree <root>/<class>/<file> "
-    "split 80/20 per class with data.split_seed; image files .jpg/.jpeg/.png, classes in "
+    f"split 80/20 per class with data.split_seed; image files {EXTENSIONS_TEXT}, classes in "
     "sorted folder-name order"
 )
 CUB_LAYOUT = (
@@ -69,46 +71,6 @@ CUB_LAYOUT = (
     "train else 0>'), classes.txt ('<class id> <name>') and the images at "
     "CUB_200_2011/images/<path>"
 )
-
-
-def is_image(path: Path) -> bool:
-    """A file name with one of :data:`IMAGE_EXTENSIONS` (any case)."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
-def class_folders(folder: Path) -> dict[str, list[Path]]:
-    """Sorted class-folder name -> its sorted image files; folders without images are left out."""
-    found = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(p for p in sub.iterdir() if p.is_file() and is_image(p))
-        if files:
-            found[sub.name] = files
-    return found
-
-
-def require_dir(name: str, folder: Path, layout: str) -> Path:
-    if not folder.is_dir():
-        raise missing(name, folder, layout)
-    return folder
-
-
-def require_files(name: str, paths: Sequence[Path], listed_in: str) -> Sequence[Path]:
-    """``paths``, after one error naming how many listed files are absent and the first."""
-    absent = [p for p in paths if not p.is_file()]
-    if absent:
-        raise DataNotFoundError(
-            f"data set {name!r}: {len(absent)} of the {len(paths)} images listed in "
-            f"{listed_in} are missing, the first is {str(absent[0])!r}"
-        )
-    return paths
-
-
-def image_set(paths: Sequence[Path], labels: Iterable[int]) -> ImageSet:
-    return ImageSet(FileSource(tuple(str(p) for p in paths)), np.asarray(list(labels), np.int64))
-
-
-Parts = tuple[list[str], ImageSet, ImageSet]
-"""The classes, train and test images of a data set."""
 
 
 def photo_dataset(
@@ -130,31 +92,6 @@ def photo_dataset(
                                 photographs=True)(load)
 
     return wrap
-
-
-def folder_splits(name: str, folder: Path, layout: str, seed: int) -> Parts:
-    """Classes and a seeded 80/20 train/test split of each class folder under ``folder``.
-
-    Each class is split on its own (generator seeded by ``seed`` and the class name), so the
-    split of one class does not depend on which other classes are present; ``round(0.8 n)``
-    of a class's ``n`` images go to train, the chosen files keep their sorted order.
-    """
-    per_class = class_folders(folder)
-    if not per_class:
-        raise DataNotFoundError(
-            f"data set {name!r}: no class folders with images in {str(folder)!r}. "
-            f"Expected layout under the data root: {layout}"
-        )
-    train: tuple[list[Path], list[int]] = ([], [])
-    test: tuple[list[Path], list[int]] = ([], [])
-    for label, (wnid, files) in enumerate(per_class.items()):
-        rng = np.random.default_rng([seed, zlib.crc32(wnid.encode())])
-        order = rng.permutation(len(files))
-        n_train = round(TRAIN_FRACTION * len(files))
-        for part, chosen in ((train, order[:n_train]), (test, order[n_train:])):
-            part[0].extend(files[i] for i in np.sort(chosen))
-            part[1].extend([label] * len(chosen))
-    return list(per_class), image_set(*train), image_set(*test)
 
 
 # --------------------------------------------------------------------------- ImageNet-R
@@ -233,31 +170,6 @@ def load_imagenet_100(cfg: DataConfigLike, folder: Path) -> Parts:
 
 
 # --------------------------------------------------------------------------- own trees
-
-
-def train_test_trees(
-    name: str, folder: Path, layout: str, test_names: Sequence[str] = ("test", "val")
-) -> Parts:
-    """Classes and images of ``folder/train`` and of the first of ``folder/<test_names>``
-    present (the last when none is), ImageFolder style: the same class folders in both,
-    labels in sorted folder-name order."""
-    test_name = next((t for t in test_names if (folder / t).is_dir()), test_names[-1])
-    trees = [class_folders(require_dir(name, folder / split, layout))
-             for split in ("train", test_name)]
-    if not trees[0] or list(trees[0]) != list(trees[1]):
-        raise DataNotFoundError(
-            f"data set {name!r}: train/ and {test_name}/ under {str(folder)!r} must hold the "
-            f"same non-empty class folders (found {len(trees[0])} and {len(trees[1])}, "
-            f"differing: {sorted(set(trees[0]) ^ set(trees[1]))[:5]}). Expected: {layout}"
-        )
-    sets = [
-        image_set(
-            [f for files in tree.values() for f in files],
-            (label for label, files in enumerate(tree.values()) for _ in files),
-        )
-        for tree in trees
-    ]
-    return list(trees[0]), sets[0], sets[1]
 
 
 @photo_dataset("imagefolder", "", IMAGEFOLDER_LAYOUT,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zipfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,11 +89,20 @@ def load_npz(name: str, path: Path, layout: str, native_size: int | None = 32) -
                 f"{len(labels)} labels and {len(offsets)} offsets (want one more, the last "
                 f"at most the blob size {len(blob)}); labels must lie in [0, {len(classes)})"
             )
-        splits[split] = ImageSet(JpegBlobSource(blob, offsets), labels)
-    if native_size is None and len(splits["train"]):
+        if not len(labels):
+            raise DataNotFoundError(
+                f"data set {name!r}: {str(path)!r} has no {split} images ({split}_labels is "
+                f"empty); a data set needs train and test images: write the file again with "
+                f"both. Expected: {layout}"
+            )
+        splits[split] = ImageSet(
+            JpegBlobSource(blob, offsets, f"the {split} images of {str(path)!r}"), labels)
+    if native_size is None:
         width, height = splits["train"].image(0).size
         native_size = width if width == height else None
-    return DatasetSplits(name, classes, splits["train"], splits["test"], native_size=native_size)
+    train, test = (ImageSet(replace(part.source, side=native_size), part.labels)
+                   for part in (splits["train"], splits["test"]))
+    return DatasetSplits(name, classes, train, test, native_size=native_size)
 
 
 def register_shared_npz(name: str, description: str, file: str, layout: str) -> Loader:

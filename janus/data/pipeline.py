@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from janus.core.errors import ConfigError
 from janus.data import augment
 from janus.data.cache import DecodedImages
+from janus.data.workers import worker_init
 
 MAX_AUTO_WORKERS = 8
 PIPELINES = ("auto", "pil", "device")
@@ -199,6 +200,7 @@ class DeviceBatches:
             pin_memory=cuda,
             persistent_workers=workers > 0,  # kept across the epochs of a task
             generator=torch.Generator(),  # the workers' seeds: none of torch's global draws
+            worker_init_fn=worker_init(),
         )
 
     def __len__(self) -> int:

@@ -17,10 +17,20 @@ from torchvision import transforms as T
 
 from janus.core.devices import resolve_device
 from janus.core.errors import ConfigError
-from janus.data.base import DATASETS, DatasetSplits, ImageSet, load_dataset, per_class_subset
+from janus.data.base import (
+    DATASETS,
+    DatasetSplits,
+    FileSource,
+    ImageSet,
+    JpegBlobSource,
+    enumerate_some,
+    load_dataset,
+    per_class_subset,
+)
 from janus.data.cache import decode
 from janus.data.fingerprint import data_fingerprint
 from janus.data.pipeline import PIPELINES, DeviceBatches, DeviceImages, resolve_workers
+from janus.data.workers import worker_init
 
 
 def eval_resize(img_size: int) -> int:
@@ -144,6 +154,7 @@ class ClassIncrementalStream:
         self._position = position
         self._train = self._select(splits.train, train_per_class, subset_seed)
         self._test = self._select(splits.test, test_per_class, subset_seed + 1)
+        self._require_test_images(splits, test_per_class)
         args = (splits.native_size, img_size, mean, std)
         self._train_tf = build_transforms(*args, train=True)
         self._test_tf = build_transforms(*args, train=False)
@@ -183,6 +194,33 @@ class ClassIncrementalStream:
         else:
             chosen = images.subset(keep)
         return ImageSet(chosen.source, self._position[chosen.labels], chosen.index)
+
+    def _require_test_images(self, splits: DatasetSplits, test_per_class: int | None) -> None:
+        """One error naming the tasks, and their classes, that have no test image (their
+        accuracy would read 0.00), and why."""
+        counts = np.bincount(self._test.labels, minlength=self.num_classes)
+        empty = {t: names for t in range(self.num_tasks)
+                 if (names := [self.class_names[k] for k in self.task_labels(t) if not counts[k]])}
+        if not empty:
+            return
+        tasks = [f"task {t + 1} ({'classes' if len(names) > 1 else 'class'} "
+                 f"{enumerate_some((repr(n) for n in names), last=', ')})"
+                 for t, names in empty.items()]
+        if test_per_class == 0:
+            why = "data.test_per_class=0 keeps no test image: set it to 1 or more, or to None (all)"
+        else:
+            source = splits.test.source
+            where = (source.origin if isinstance(source, JpegBlobSource) and source.origin
+                     else f"the test images of data set {splits.name!r}")
+            why = f"{where} include none of these classes: add test images of them"
+            if isinstance(source, FileSource):
+                why += (" (a data set read as one tree <class>/<file> is split 80/20 per class: "
+                        "a class needs at least 3 images to leave one for testing)")
+        raise ConfigError(
+            f"{enumerate_some(tasks)} {'have' if len(tasks) > 1 else 'has'} no test images, so "
+            f"{'their' if len(tasks) > 1 else 'its'} accuracy cannot be measured (it would read "
+            f"0.00); {why}"
+        )
 
     def task_labels(self, t: int) -> range:
         if not 0 <= t < self.num_tasks:
@@ -228,6 +266,7 @@ class ClassIncrementalStream:
             drop_last=drop_last,
             generator=generator,
             num_workers=self.num_workers,
+            worker_init_fn=worker_init(),
         )
 
     def test_loader(self, task: Task):
@@ -240,7 +279,8 @@ class ClassIncrementalStream:
         if isinstance(images, DeviceImages):
             return DeviceBatches(images, batch_size=size, device=self.device,
                                  workers=self.num_workers)
-        return DataLoader(images, batch_size=size, num_workers=self.num_workers)
+        return DataLoader(images, batch_size=size, num_workers=self.num_workers,
+                          worker_init_fn=worker_init())
 
 
 CLASS_ORDERS = ("sorted", "permuted", "pycil", "pycil-<seed>")

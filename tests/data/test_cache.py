@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +17,7 @@ import pytest
 from PIL import Image
 from torchvision.transforms import functional as TF
 
-from janus.core.errors import DataNotFoundError
+from janus.core.errors import ConfigError, DataNotFoundError
 from janus.data import cache
 from janus.data.base import FileSource, ImageSet
 
@@ -145,5 +151,81 @@ def test_an_unwritable_cache_folder_says_what_to_do(tmp_path):
     paths = write_photos(tmp_path / "img", [(50, 40)])
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(DataNotFoundError, match="data.cache='memory'"):
+    with pytest.raises(ConfigError, match=f"cannot write the image cache in '{blocker}/sub' "
+                                          r"\(Not a directory\).*data.cache=memory"):
         cache.decode_cached(file_set(paths), 36, blocker / "sub")
+
+
+def test_a_read_only_cache_folder_is_one_error_saying_what_to_do(tmp_path, monkeypatch):
+    paths = write_photos(tmp_path / "img", [(50, 40)])
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.access(folder, os.W_OK):  # root writes anyway: refuse as a read-only mount would
+        make = Path.mkdir
+
+        def read_only(self, *args, **kwargs):
+            if self.parent == folder:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+            return make(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(ConfigError, match=f"cannot write the image cache in '{folder}' "
+                                          r"\(Read-only file system|Permission denied\).*"
+                                          r"--set data.cache_dir=DIR.*--set data.cache=memory"):
+        cache.decode_cached(file_set(paths), 36, folder)
+    folder.chmod(0o755)
+
+
+KILLED_BUILD = """
+import os, sys, time
+from pathlib import Path
+from janus.data import cache
+from tests.data.test_cache import file_set
+
+def slow(self, chunk):
+    (Path(sys.argv[2]) / str(os.getpid())).touch()
+    time.sleep(60)
+
+cache._Decode.__getitem__ = slow
+cache.decode_cached(file_set(sys.argv[3:]), 16, sys.argv[1], workers=2)
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (Linux ``/proc``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+def test_a_build_killed_with_sigkill_leaves_no_worker_and_the_next_build_cleans_up(tmp_path):
+    paths = write_photos(tmp_path / "img", [(20, 20)] * (2 * cache.CHUNK))  # a chunk per worker
+    c, started = tmp_path / "c", tmp_path / "started"
+    started.mkdir()
+    build = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(c), str(started), *paths],
+                             cwd=Path(__file__).resolve().parents[2])
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers) < 2:
+            assert build.poll() is None and time.monotonic() < deadline, "the build did not start"
+            time.sleep(0.05)
+            workers = [int(p.name) for p in started.iterdir()]
+        assert len(list(c.glob("decoded-*.tmp-*"))) == 1
+        build.send_signal(signal.SIGKILL)
+        build.wait()
+        deadline = time.monotonic() + 5
+        while any(map(running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(running, workers)), "a decode worker outlived its killed parent"
+    finally:
+        build.kill()
+        for pid in workers:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    decoded = cache.decode_cached(file_set(paths), 16, c)
+    assert len(decoded) == len(paths) and not list(c.glob("decoded-*.tmp-*"))

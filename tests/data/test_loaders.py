@@ -25,6 +25,7 @@ from janus.data.base import (
     load_dataset,
 )
 from janus.data.folders import read_imagenet_r_list
+from janus.data.trees import SkippedFilesWarning
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 RED, GREEN, BLUE = (200, 30, 40), (20, 180, 60), (30, 40, 210)
@@ -99,23 +100,31 @@ def test_missing_root_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> Non
 # --------------------------------------------------------------------------- npz
 
 
-def jpeg_bytes(colour: tuple[int, int, int]) -> bytes:
+def jpeg_bytes(colour: tuple[int, int, int], size: tuple[int, int] = (32, 32)) -> bytes:
+    """A solid-colour JPEG of ``size`` (width, height)."""
     buf = io.BytesIO()
-    Image.new("RGB", (32, 32), colour).save(buf, format="JPEG", quality=95)
+    Image.new("RGB", size, colour).save(buf, format="JPEG", quality=95)
     return buf.getvalue()
+
+
+def blob_arrays(classes: list[str],
+                splits: dict[str, list[tuple[bytes, int]]]) -> dict[str, np.ndarray]:
+    """The arrays of a JPEG-blob ``.npz``: per split, its (encoded image, label) pairs."""
+    arrays: dict[str, np.ndarray] = {"classes": np.array(classes)}
+    for split, items in splits.items():
+        blobs = [b for b, _ in items]
+        arrays[f"{split}_jpeg"] = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+        arrays[f"{split}_offsets"] = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+        arrays[f"{split}_labels"] = np.array([y for _, y in items], dtype=np.int16)
+    return arrays
 
 
 def write_npz(path: Path, drop: tuple[str, ...] = ()) -> None:
     """Two classes; train: RED, RED, GREEN (labels 0 0 1); test: GREEN, RED (labels 1 0)."""
-    arrays: dict[str, np.ndarray] = {"classes": np.array(["n0002", "n0001"])}
-    for split, colours, labels in (
-        ("train", [RED, RED, GREEN], [0, 0, 1]),
-        ("test", [GREEN, RED], [1, 0]),
-    ):
-        blobs = [jpeg_bytes(c) for c in colours]
-        arrays[f"{split}_jpeg"] = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-        arrays[f"{split}_offsets"] = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
-        arrays[f"{split}_labels"] = np.array(labels, dtype=np.int16)
+    arrays = blob_arrays(["n0002", "n0001"], {
+        "train": [(jpeg_bytes(RED), 0), (jpeg_bytes(RED), 0), (jpeg_bytes(GREEN), 1)],
+        "test": [(jpeg_bytes(GREEN), 1), (jpeg_bytes(RED), 0)],
+    })
     np.savez(path, **{k: v for k, v in arrays.items() if k not in drop})
 
 
@@ -175,9 +184,11 @@ def write_class_tree(folder: Path, per_class: int = 10) -> None:
 
 
 @pytest.mark.parametrize("name", ["imagenet-r", "imagenet-a"])
+@pytest.mark.filterwarnings("ignore::janus.data.trees.SkippedFilesWarning")
 def test_seeded_folder_split(tmp_path: Path, name: str) -> None:
     write_class_tree(tmp_path / name)
-    data = load(name, tmp_path)
+    with pytest.warns(SkippedFilesWarning, match=r"4 files or folders .* 'empty/' \(no images"):
+        data = load(name, tmp_path)
     assert data.classes == ["n01", "n02", "n03"] and data.native_size is None
     assert (len(data.train), len(data.test)) == (24, 6)
     for images in (data.train, data.test):

@@ -4,6 +4,7 @@ data in a record (class-list and split digests), and clear errors for broken fil
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from janus.core.config import DataConfig
 from janus.core.errors import ConfigError, DataNotFoundError
 from janus.data.base import load_dataset
 from janus.data.fingerprint import data_fingerprint
-from tests.data.test_loaders import write_npz
+from tests.data.test_loaders import SHARED, write_npz
 
 COLOURS = {"cat": (200, 30, 40), "dog": (20, 180, 60), "emu": (30, 40, 210), "fox": (90, 90, 9)}
 
@@ -89,13 +90,38 @@ def test_fingerprints_name_the_class_list_and_the_split(tmp_path):
     data = load("imagefolder", root)
     order = np.arange(4)
     base = data_fingerprint(data, order)
-    moved = tree(tmp_path / "elsewhere", {"train": 2, "test": 1})
+    moved = shutil.copytree(root, tmp_path / "elsewhere")  # keeps sizes and mtimes (cp -p)
     assert data_fingerprint(load("imagefolder", moved), order) == base  # root-independent
     assert data_fingerprint(data, order[::-1])["classes_sha256"] != base["classes_sha256"]
     assert data_fingerprint(data, order[::-1])["split_sha256"] == base["split_sha256"]
     (root / "test" / "cat" / "0.png").rename(root / "test" / "cat" / "9.png")
     assert data_fingerprint(load("imagefolder", root), order)["split_sha256"] != \
         base["split_sha256"]
+
+
+def test_an_image_replaced_under_the_same_name_changes_the_fingerprint(tmp_path):
+    root = tree(tmp_path / "mine", {"train": 2, "test": 1})
+    order = np.arange(4)
+    base = data_fingerprint(load("imagefolder", root), order)
+    image = root / "train" / "cat" / "0.png"
+    Image.new("RGB", (40, 40), (0, 0, 0)).save(image)  # other pixels, the same file name
+    assert data_fingerprint(load("imagefolder", root), order)["split_sha256"] != \
+        base["split_sha256"]
+    again = data_fingerprint(load("imagefolder", root), order)
+    os.utime(image, ns=(1, 1))  # only the modification time
+    assert data_fingerprint(load("imagefolder", root), order)["split_sha256"] != \
+        again["split_sha256"]
+
+
+MINI_RECORD = "results/mini/mini-imagenet-32-T10/joint/seed0/record.json"
+
+
+def test_the_fingerprint_of_the_shared_mini_data_is_the_one_the_committed_records_hold():
+    """Records under results/mini/ are reused only while this fingerprint stays the same."""
+    if not (SHARED / "mini-imagenet-32.npz").is_file():
+        pytest.skip(f"shared reference file {SHARED / 'mini-imagenet-32.npz'} is absent")
+    stored = json.loads((Path(__file__).resolve().parents[2] / MINI_RECORD).read_text())["data"]
+    assert data_fingerprint(load("mini-imagenet-32", SHARED), np.arange(100)) == stored
 
 
 def run_cli(root: Path, out: Path, *extra: str) -> int:
