@@ -1,11 +1,13 @@
 """Per-step training overhead of Janus-LoRA and its switches (or of another set of methods),
 as ratios to plain LoRA.
 
-Every variant runs the trainer's step (method loss, backward, gradient hook, Adam step,
-post-step hook) on the same random batch and model shape, in the same process; variants are
-interleaved round by round so drifts of the machine hit all of them alike, and the ratio of
-medians to plain LoRA (``finetune``) is reported. The Janus variants are measured as in a
-later task: a historical basis and old prototypes exist, so GR projects and DML has its hinge.
+Every variant runs the trainer's own step (``Run.make_step``: method loss, backward, gradient
+hook, Adam and schedule step, post-step hook; or the method's own step) on the same random
+batch and model shape, in the same process; variants are interleaved round by round so
+drifts of the machine hit all of them alike, and the ratio of medians to plain LoRA
+(``finetune``) is reported. Every variant is measured in its second task, after one step of
+the first on synthetic images: a historical basis and old prototypes exist, so Janus-LoRA's
+GR projects and DML has its hinge.
 
     python benchmarks/overhead.py --shape small            # our mini ViT, batch 128
     python benchmarks/overhead.py --shape vit-b16 --batch 16
@@ -24,18 +26,22 @@ import json
 import statistics
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from janus.core import geometry as geo
-from janus.core.config import LoRAConfig, ModelConfig, RunConfig
-from janus.core.precision import autocast, resolve_amp
+from janus.core.config import (
+    DataConfig,
+    LoRAConfig,
+    MethodConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 from janus.core.results import environment
-from janus.methods import build_method
-from janus.model.continual import build_model
+from janus.methods import TaskContext
+from janus.train.step import Step
+from janus.train.trainer import Run
 
 SHAPES = {
     "small": (ModelConfig(source="config", img_size=32, patch_size=8, embed_dim=192, depth=6,
@@ -64,41 +70,31 @@ VARIANT_SETS = {"janus": JANUS_VARIANTS, "seqlora": SEQLORA_VARIANTS}
 CLASSES = 10
 
 
-def build(shape: str, method: str, params: dict[str, Any], device: torch.device):
+def build(shape: str, method: str, params: dict[str, Any], device: torch.device,
+          batch: int) -> tuple[Step, TaskContext]:
+    """The training step of one variant in the second task of a run on synthetic images of
+    ``CLASSES`` classes a task (its first task trained for one step), and its context."""
     model_cfg, rank, _ = SHAPES[shape]
-    cfg = RunConfig(model=model_cfg, lora=LoRAConfig(rank=rank))
-    cfg.method.name, cfg.method.params = method, params
-    torch.manual_seed(0)
-    model = build_model(model_cfg, cfg.lora).to(device)
-    m = build_method(cfg)
-    m.setup(model)
-    model.add_head(CLASSES)
-    if hasattr(m, "history"):  # a later task: a protected basis and old prototypes exist
-        m.history = [geo.qr_retraction(torch.randn_like(v)) for v in m.online]
-        m.old_prototypes = F.normalize(torch.randn(50, model.feature_dim, device=device), dim=-1)
-    amp = resolve_amp(cfg.train.amp, device)  # bf16 on CUDA, as the trainer
-    ctx = SimpleNamespace(index=0, label_offset=0, step=0, total_steps=0,
-                          task=SimpleNamespace(labels=range(CLASSES)),
-                          autocast=lambda: autocast(amp, device))
-    m.before_task(model, ctx)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    return model, m, opt, ctx
+    cfg = RunConfig(
+        data=DataConfig(num_tasks=2, num_classes=2 * CLASSES, train_per_class=2,
+                        test_per_class=1, batch_size=batch, num_workers=0),
+        model=model_cfg, lora=LoRAConfig(rank=rank),
+        train=TrainConfig(epochs=10**6, device=str(device)),  # bf16 autocast on CUDA (auto)
+        method=MethodConfig(name=method, params=params),
+    )
+    run = Run(cfg, Path("unused"), progress=False)  # nothing is written
+    run.start()
+    run.train_task(0, max_steps=1)
+    ctx, _ = run.begin_task(1)
+    return run.make_step(ctx), ctx
 
 
-def step(model, method, opt, ctx, images, targets, device) -> float:
+def step(train: Step, images: torch.Tensor, targets: torch.Tensor, device: torch.device) -> float:
+    """Seconds of one training step (between device synchronisations)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    if method.owns_step:
-        method.train_step(model, images, targets, ctx)
-    else:
-        with ctx.autocast():
-            loss = method.loss(model, images, targets, ctx)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        method.after_backward(model, ctx)
-        opt.step()
-        method.after_step(model, ctx)
+    train(images, targets)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -121,16 +117,17 @@ def main(argv: list[str] | None = None) -> None:
     batch = args.batch or default_batch
     g = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, model_cfg.img_size, model_cfg.img_size, generator=g).to(device)
-    targets = torch.randint(0, CLASSES, (batch,), generator=g).to(device)
+    labels = torch.randint(0, CLASSES, (batch,), generator=g)
     variants = VARIANT_SETS[args.variants]
-    built = {name: build(args.shape, m, prm, device) for name, (m, prm) in variants.items()}
+    built = {name: build(args.shape, m, prm, device, batch) for name, (m, prm) in variants.items()}
+    targets = (labels + next(iter(built.values()))[1].label_offset).to(device)  # task 2's
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for b in built.values():
+    for train, _ in built.values():
         for _ in range(args.warmup):
-            step(*b, images, targets, device)
+            step(train, images, targets, device)
     for _ in range(args.rounds):
-        for name, b in built.items():
-            times[name] += [step(*b, images, targets, device) for _ in range(args.steps)]
+        for name, (train, _) in built.items():
+            times[name] += [step(train, images, targets, device) for _ in range(args.steps)]
     base = statistics.median(times[BASELINE])
     rows = [
         {"variant": name, "method": variants[name][0], "params": variants[name][1],

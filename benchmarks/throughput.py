@@ -73,13 +73,11 @@ def training(cfg: RunConfig, steps: int, out: Path) -> dict[str, Any]:
     start = time.perf_counter()
     run = Run(cfg, out, progress=False)
     setup_seconds = time.perf_counter() - start
-    run.method.setup(run.model)
-    cfg.train.max_steps_per_task = 2
-    run.train_task(0)
-    cfg.train.max_steps_per_task = steps
+    run.start()
+    run.train_task(0, max_steps=2)
     if run.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    entry = run.train_task(1)
+    entry = run.train_task(1, max_steps=steps)
     row = {"images_per_second": entry["train_images_per_second"], "steps": entry["steps"],
            "step_seconds": entry["step_seconds"], "setup_seconds": setup_seconds}
     if run.device.type == "cuda":

@@ -9,22 +9,18 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from janus.core.config import PROFILES, RunConfig, apply_overrides, profile
+from janus.core.config import PROFILES, RunConfig
 from janus.core.errors import JanusError
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
-    cfg = profile(args.profile)
-    cfg.method.name = args.method
-    cfg.method.label = getattr(args, "label", None)
-    cfg.seed = args.seed
-    if args.data_root is not None:
-        cfg.data.root = args.data_root
-    if args.tasks is not None:
-        cfg.data.num_tasks = args.tasks
-    if args.device is not None:
-        cfg.train.device = args.device
-    return apply_overrides(cfg, args.set or [])
+    """The config of the command line's profile, method, seed, data root, T, device and
+    ``--set`` overrides (:func:`janus.experiments.configs.make_config`)."""
+    from janus.experiments.configs import make_config
+
+    return make_config(args.profile, args.method, args.seed, tasks=args.tasks,
+                       data_root=args.data_root, device=args.device, overrides=args.set or [],
+                       label=getattr(args, "label", None))
 
 
 def print_method_params(name: str) -> None:

@@ -9,7 +9,8 @@ from janus.core.config import apply_overrides, profile
 from janus.core.errors import JanusError
 from janus.methods import METHODS
 from janus.model.continual import build_model
-from janus.train.trainer import CHECKPOINT_NAME, Run, run, run_dir
+from janus.train.checkpoint import CHECKPOINT_NAME
+from janus.train.trainer import Run, run, run_dir
 
 
 @pytest.fixture(autouse=True, scope="session")

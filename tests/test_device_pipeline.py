@@ -15,7 +15,8 @@ from janus.core.errors import ConfigError, NonFiniteLossError
 from janus.data.pipeline import MAX_AUTO_WORKERS, DeviceBatches, resolve_workers
 from janus.data.stream import build_stream, resolve_pipeline
 from janus.methods import METHODS
-from janus.train.trainer import comparable, run, run_dir
+from janus.train.identity import comparable
+from janus.train.trainer import run, run_dir
 
 CLASSES = [f"n0{k}" for k in range(4)]
 

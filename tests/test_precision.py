@@ -25,7 +25,9 @@ from janus.methods.prompting import cosine
 from janus.methods.prototypes import class_sums, nearest_prototype_scores
 from janus.methods.rectification import ActivationCapture
 from janus.model.continual import build_model
-from janus.train.trainer import CHECKPOINT_NAME, Run, comparable, run
+from janus.train.checkpoint import CHECKPOINT_NAME
+from janus.train.identity import comparable
+from janus.train.trainer import Run, run
 
 CPU = torch.device("cpu")
 BF16 = ("train.amp=bf16",)

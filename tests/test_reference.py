@@ -5,9 +5,9 @@ import torch
 
 from janus.analysis.reference import nearest_class_mean
 from janus.core.config import apply_overrides, profile
+from janus.core.seeding import seed_everything
 from janus.data.stream import build_stream
 from janus.model.continual import build_model
-from janus.train.trainer import seed_everything
 
 
 def test_ncm_matches_brute_force():

@@ -54,7 +54,7 @@ def test_a_changed_worker_count_is_refused_on_resume_and_reuse(tmp_path):
     (run_dir(cfg, tmp_path) / "record.json").unlink()  # an unfinished run: its checkpoint
     with pytest.raises(JanusError, match=r"data.num_workers 0 -> 1"):
         run(other, tmp_path, resume=True, progress=False)
-    from janus.train.trainer import comparable
+    from janus.train.identity import comparable
 
     device = small_cfg("data.pipeline='device'").to_dict()
     more = small_cfg("data.pipeline='device'", "data.num_workers=3").to_dict()

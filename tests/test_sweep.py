@@ -450,7 +450,7 @@ def test_a_file_system_without_flock_warns_and_runs_unlocked(tmp_path, monkeypat
     import errno
     import fcntl
 
-    from janus.train.trainer import LockUnavailableWarning, lock_held, run_lock
+    from janus.train.locking import LockUnavailableWarning, lock_held, run_lock
 
     def no_flock(handle, op):
         raise OSError(errno.ENOSYS, "Function not implemented")

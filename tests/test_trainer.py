@@ -17,7 +17,8 @@ from janus.core.errors import (
 )
 from janus.core.results import metrics_of, read_record
 from janus.methods import METHODS
-from janus.train.trainer import LOCK_NAME, Run, run, run_dir
+from janus.train.locking import LOCK_NAME
+from janus.train.trainer import Run, run, run_dir
 
 
 def tiny(*overrides):
@@ -84,7 +85,8 @@ def test_finished_run_is_reused_and_other_config_protected(tmp_path, monkeypatch
 
 
 def test_records_name_the_backbone_weights(tmp_path):
-    """Same config, other weights in the checkpoint file: the old record is not reused."""
+    """Same config, other weights in the checkpoint file: the old record is not reused, nor
+    its checkpoint resumed."""
     import hashlib
 
     import torch
@@ -104,6 +106,9 @@ def test_records_name_the_backbone_weights(tmp_path):
     torch.save({"vit_kwargs": kwargs, "state_dict": vit_from_config(small).state_dict()}, path)
     with pytest.raises(JanusError, match="other backbone weights"):
         run(cfg, tmp_path / "runs", progress=False)
+    (run_dir(cfg, tmp_path / "runs") / "record.json").unlink()  # an unfinished run
+    with pytest.raises(ConfigError, match="checkpoint at .* written on other backbone weights"):
+        run(cfg, tmp_path / "runs", resume=True, progress=False)
 
 
 @pytest.mark.parametrize(
@@ -264,7 +269,7 @@ def test_inflora_cosine_runs_as_the_official_code_steps_it(epochs, last):
     full rate, the last at 9.74% (K = 20, CIFAR-100) or 4.74% (K = 50, ImageNet-R)."""
     import torch
 
-    from janus.train.trainer import make_schedule
+    from janus.train.optim import make_schedule
 
     cfg = tiny("train.schedule=inflora-cosine", f"train.epochs={epochs}")
     param = torch.nn.Parameter(torch.zeros(1))
@@ -319,7 +324,7 @@ def test_a_diverging_run_marks_its_record_failed_and_keeps_finished_tasks(tmp_pa
 def test_a_parameter_value_can_raise_the_method_version():
     """Janus-LoRA's memory=union changed at its cap (issue 21): its records are version 2,
     the default snapshot memory's stay version 1 (still reused)."""
-    from janus.train.trainer import method_version
+    from janus.train.identity import method_version
 
     assert method_version(tiny("method.name=janus-lora")) == 1
     assert method_version(tiny("method.name=janus-lora",

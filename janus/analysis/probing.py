@@ -11,7 +11,8 @@ from typing import Any
 from janus.core.config import RunConfig
 from janus.core.errors import JanusError
 from janus.core.results import environment, now, write_json
-from janus.train.trainer import Observer, Run, comparable
+from janus.train.identity import comparable
+from janus.train.trainer import Observer, Run
 
 
 def train_observed(

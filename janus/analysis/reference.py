@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from janus.core.config import RunConfig
+from janus.core.devices import resolve_device
 from janus.core.results import environment, now
+from janus.core.seeding import seed_everything
 from janus.data.stream import build_stream
 from janus.model.continual import build_model
-from janus.train.trainer import resolve_device, seed_everything
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """Who owns a run of a sweep: a claim file in the run's folder, made with ``O_CREAT | O_EXCL``.
 
-``flock`` (the lock of :func:`janus.train.trainer.run_lock`) is often off or node-local on cluster
+``flock`` (the lock of :func:`janus.train.locking.run_lock`) is often off or node-local on cluster
 file systems (Lustre's ``localflock``), so a sweep does not rely on it to keep two nodes off
 the same run. Creating a file exclusively is atomic on local file systems, NFSv3+ and Lustre:
 of two sweeps claiming a run, exactly one succeeds. A claim names its sweep, the executor, the

@@ -26,8 +26,11 @@ def make_config(
     overrides: Sequence[str] = (),
     params: dict[str, Any] | None = None,
     label: str | None = None,
+    device: str | None = None,
 ) -> RunConfig:
-    """The named profile with method, seed, T, data root, method params, label and overrides."""
+    """The named profile with method, seed, T, data root, method params, label and training
+    device, then ``overrides``: the one way a config is built from these (``janus run`` and
+    ``janus reference`` too)."""
     cfg = make_profile(profile)
     cfg.method.name, cfg.seed, cfg.method.label = method, seed, label
     cfg.method.params = dict(params or {})
@@ -35,6 +38,8 @@ def make_config(
         cfg.data.num_tasks = tasks
     if data_root is not None:
         cfg.data.root = data_root
+    if device is not None:
+        cfg.train.device = device
     return apply_overrides(cfg, overrides)
 
 

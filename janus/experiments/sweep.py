@@ -238,7 +238,8 @@ def read_grid(path: str | Path) -> Grid:
 def validate(runs: Sequence[SweepRun]) -> None:
     """Build every run's config and method once, so that a bad override or method parameter
     is one error before anything is submitted."""
-    from janus.train.trainer import check_config, method_version
+    from janus.train.checks import check_config
+    from janus.train.identity import method_version
 
     for r in runs:
         try:
@@ -295,7 +296,8 @@ def recorded_tasks(folder: Path) -> int:
 
 def state_of(run: SweepRun) -> RunState:
     """The state of ``run`` from its folder: record, claim and failure log."""
-    from janus.train.trainer import lock_held, mismatch
+    from janus.train.identity import mismatch
+    from janus.train.locking import lock_held
 
     folder, cfg = run.folder(), run.config()
     total = 1 if METHODS[cfg.method.name].single_task else cfg.data.num_tasks

@@ -28,10 +28,11 @@ from timm.models.vision_transformer import VisionTransformer
 from tqdm import tqdm
 
 from janus.core.config import DataConfig
+from janus.core.devices import resolve_device
 from janus.core.errors import ConfigError
 from janus.core.results import environment, now, write_json
+from janus.core.seeding import seed_everything
 from janus.data.base import ArraySource, ImageSet, load_dataset
-from janus.train.trainer import resolve_device, seed_everything
 
 MEAN = STD = 0.5
 

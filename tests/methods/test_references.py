@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from janus.core.config import apply_overrides, profile
-from janus.train.trainer import FewStepsWarning, Run, run
+from janus.train.checks import FewStepsWarning
+from janus.train.trainer import Run, run
 
 
 def small(*overrides):

@@ -15,7 +15,8 @@ from janus.methods.sdlora import SDLoRA
 from janus.methods.sdlora_kd import SDLoRAKD
 from janus.methods.sdlora_rr import SDLoRARR
 from janus.model.continual import build_model
-from janus.train.trainer import CHECKPOINT_NAME, Observer, Run, run_dir
+from janus.train.checkpoint import CHECKPOINT_NAME
+from janus.train.trainer import Observer, Run, run_dir
 
 SMALL = ModelConfig(source="config", img_size=16, patch_size=8, embed_dim=24, depth=2,
                     num_heads=2)
