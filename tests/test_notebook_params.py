@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from janus.core.errors import ConfigError
-from janus.reporting.notebook import as_list, check_names
+from janus.reporting.notebook import as_list, check_names, unknown_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,3 +101,24 @@ def test_a_misspelled_method_stops_the_notebook_before_any_run(tmp_path):
     assert done.returncode != 0
     assert re.search(r"unknown method 'janus-lroa'; known: ", done.stderr)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("record.json"))
+
+
+def test_unknown_parameters_are_those_the_injected_cell_adds():
+    """Papermill's injected cell follows the parameters cell (IPython's ``In``); names it sets
+    that the parameters cell does not are misspellings."""
+    params = 'profile = "smoke"  # smoke | mini\nseeds: list = [0, 1]\nx = y = 1\n'
+    injected = '# Parameters\nseedz = "[0]"\nprofile = "mini"\n'
+    assert unknown_parameters(["", params, injected, "check_parameters()"]) == ["seedz"]
+    assert unknown_parameters(["", params, '# Parameters\nseeds = [0]\n']) == []
+    assert unknown_parameters(["", params]) == []  # not a papermill run
+
+
+def test_a_misspelled_parameter_stops_the_notebook_before_anything_runs(tmp_path):
+    """``-p seedz`` used to run the defaults with exit 0 (papermill only warns)."""
+    done = papermill("table2.ipynb", tmp_path / "t2.ipynb", [
+        "-p", "profile", "smoke", "-p", "seedz", "[0]", "-p", "output_dir",
+        str(tmp_path / "runs")])
+    assert done.returncode != 0
+    assert re.search(r"unknown notebook parameter 'seedz' \(misspelled\?\); this notebook "
+                     r"takes: .*seeds", done.stderr)
+    assert not (tmp_path / "runs").exists()

@@ -61,8 +61,11 @@ def test_a_changed_worker_count_is_refused_on_resume_and_reuse(tmp_path):
     assert comparable(device) == comparable(more)
 
 
-@pytest.mark.parametrize("content", ["", '{"schema": 1, "status": "comp', "[1, 2]",
-                                     '{"schema": 7}'])
+@pytest.mark.parametrize("content", [
+    "", '{"schema": 1, "status": "comp', "[1, 2]", '{"schema": 7}',
+    # right schema and status, a field missing (issue 36: KeyError 'method' in summarize)
+    '{"schema": 1, "status": "complete", "config": {}, "accuracy_matrix": [[50.0]]}',
+])
 def test_show_and_summarize_name_a_broken_record_and_summarize_skips_it(tmp_path, capsys,
                                                                       content):
     run(small_cfg(), tmp_path, progress=False)
@@ -71,6 +74,7 @@ def test_show_and_summarize_name_a_broken_record_and_summarize_skips_it(tmp_path
     bad.write_text(content)
     line = one_error(capsys, ["show", str(bad)])
     assert str(bad) in line and ("not valid JSON" in line or "schema" in line)
+    assert "config" not in content or "no field 'config.profile'" in line
     assert main(["summarize", str(tmp_path)]) == 0
     out = capsys.readouterr()
     assert "finetune" in out.out and f"janus: skipped: record {bad}" in out.err

@@ -142,7 +142,57 @@ def read_record(path: Path) -> dict[str, Any]:
         schema = record.get("schema") if isinstance(record, dict) else None
         raise RecordError(f"record {path} has schema {schema!r}, not {SCHEMA}: it was not "
                           f"written by this version of janus run")
+    problem = shape_problem(record)
+    if problem:
+        raise RecordError(f"record {path} has schema {SCHEMA} but {problem}: it was not "
+                          f"written by janus run (hand-edited or foreign?); delete or fix it")
     return record
+
+
+RECORD_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("status", str),
+    ("config", dict),
+    ("config.profile", str),
+    ("config.seed", int),
+    ("config.method", dict),
+    ("config.method.name", str),
+    ("config.data", dict),
+    ("config.data.dataset", str),
+    ("config.data.num_tasks", int),
+    ("environment", dict),
+    ("accuracy_matrix", list),
+    ("tasks", list),
+)
+"""The fields every reader of a record relies on (dotted paths) and their JSON types."""
+
+
+def shape_problem(record: dict[str, Any]) -> str | None:
+    """What is missing or malformed in a schema-1 record (None: nothing): the
+    :data:`RECORD_FIELDS`, a square accuracy matrix of numbers or nulls, and, when complete,
+    one entry with ``train_seconds`` per row of it."""
+    for dotted, kind in RECORD_FIELDS:
+        value: Any = record
+        for key in dotted.split("."):
+            if not isinstance(value, dict) or key not in value:
+                return f"no field {dotted!r}"
+            value = value[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"field {dotted!r} is {type(value).__name__}, not {kind.__name__}"
+    matrix = record["accuracy_matrix"]
+    n = len(matrix)  # T, or 1 for a reference trained once on all classes (joint)
+    if not n or any(
+        not isinstance(row, list) or len(row) != n
+        or any(x is not None and (isinstance(x, bool) or not isinstance(x, int | float))
+               for x in row)
+        for row in matrix
+    ):
+        return "its accuracy_matrix is not a square table of numbers (or nulls)"
+    if record["status"] == "complete" and (
+        len(record["tasks"]) != n
+        or not all(isinstance(t, dict) and "train_seconds" in t for t in record["tasks"])
+    ):
+        return f"it is complete without {n} task entries with train_seconds"
+    return None
 
 
 def find_records(root: Path | str, complete_only: bool = True,

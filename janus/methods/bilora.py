@@ -28,8 +28,9 @@ import torch
 from torch import nn
 
 from janus.core.errors import ConfigError
+from janus.core.fields import param
 from janus.methods.base import ForwardHook, Method, TaskContext
-from janus.methods.params import Params, param
+from janus.methods.params import Params
 from janus.model.continual import ContinualViT
 from janus.model.lora import LoRAQKV
 

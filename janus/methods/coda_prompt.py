@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from janus.core.errors import ConfigError
+from janus.core.fields import param
 from janus.methods import prompting as pr
 from janus.methods.base import TaskContext
-from janus.methods.params import Params, param
+from janus.methods.params import Params
 from janus.model.continual import ContinualViT
 
 

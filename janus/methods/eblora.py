@@ -26,10 +26,11 @@ from torch import nn
 
 from janus.core import geometry as geo
 from janus.core.errors import ConfigError
+from janus.core.fields import param
 from janus.core.precision import full_precision
 from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext
-from janus.methods.params import Params, param
+from janus.methods.params import Params
 from janus.model.continual import ContinualViT
 from janus.model.lora import LoRAComponent
 

@@ -34,9 +34,10 @@ from typing import Any, Literal, get_args
 import torch
 
 from janus.core import geometry as geo
+from janus.core.fields import param
 from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext
-from janus.methods.params import Params, param
+from janus.methods.params import Params
 from janus.model.continual import ContinualViT
 
 Energy = Literal["squared", "eigenvalues"]

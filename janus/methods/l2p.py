@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from janus.core.errors import ConfigError
+from janus.core.fields import param
 from janus.methods import prompting as pr
-from janus.methods.params import Params, param
+from janus.methods.params import Params
 from janus.model.continual import ContinualViT
 
 

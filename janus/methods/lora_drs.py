@@ -34,10 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from janus.core.errors import ConfigError
+from janus.core.fields import param
 from janus.core.precision import in_full_precision
 from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext
-from janus.methods.params import Params, param
+from janus.methods.params import Params
 from janus.methods.protected_lora import ProtectedLoRA
 from janus.methods.prototypes import NearestMeanClassifier
 from janus.model.continual import ContinualViT

@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from janus.core import geometry as geo
+from janus.core.fields import param
 from janus.methods.activations import input_grams
 from janus.methods.base import Method, TaskContext
-from janus.methods.params import Params, param
+from janus.methods.params import Params
 from janus.methods.protected_lora import ProtectedLoRA
 from janus.model.continual import ContinualViT
 

@@ -34,9 +34,9 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 
 from janus.core.errors import ConfigError
+from janus.core.fields import param
 from janus.core.precision import in_full_precision
 from janus.methods.base import Method, TaskContext
-from janus.methods.params import param
 from janus.model.continual import ContinualViT
 
 Prefix = tuple[torch.Tensor, torch.Tensor]

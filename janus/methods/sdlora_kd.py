@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from janus.core import geometry as geo
+from janus.core.fields import param
 from janus.methods.base import TaskContext
-from janus.methods.params import param
 from janus.methods.sdlora import SDLoRA, SDLoRAParams
 from janus.model.continual import ContinualViT
 

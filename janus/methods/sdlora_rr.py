@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from janus.core.errors import ConfigError
-from janus.methods.params import param
+from janus.core.fields import param
 from janus.methods.sdlora import PAPER_RANKS, SDLoRA, SDLoRAParams, scaled_rank
 
 

@@ -37,8 +37,9 @@ import torch.nn.functional as F
 
 from janus.core import geometry as geo
 from janus.core.errors import ConfigError
+from janus.core.fields import param
 from janus.methods.base import Method, TaskContext
-from janus.methods.params import Params, param
+from janus.methods.params import Params
 from janus.model.continual import ContinualViT
 
 Tensors = tuple[torch.Tensor, ...]

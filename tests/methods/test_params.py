@@ -15,8 +15,9 @@ import pytest
 from janus.cli import main
 from janus.core.config import profile
 from janus.core.errors import ConfigError
+from janus.core.fields import param
 from janus.methods import METHODS, Method, build_method
-from janus.methods.params import Params, param
+from janus.methods.params import Params
 
 
 @dataclass(frozen=True)
