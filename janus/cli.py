@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import textwrap
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from janus.core.config import PROFILES, RunConfig
-from janus.core.errors import JanusError
+from janus.core.config import PROFILES, RunConfig, describe_settings
+from janus.core.errors import Interrupted, JanusError
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
@@ -23,6 +25,14 @@ def build_config(args: argparse.Namespace) -> RunConfig:
                        label=getattr(args, "label", None))
 
 
+def print_fields(rows: list[tuple[str, str, Any, str]]) -> None:
+    """One entry per typed field: name, type and range, default, then its help."""
+    for field, kind, default, help_text in rows:
+        print(f"  {field} ({kind}; default {default!r})")
+        print(textwrap.fill(help_text, width=100, initial_indent=" " * 6,
+                            subsequent_indent=" " * 6))
+
+
 def print_method_params(name: str) -> None:
     from janus.methods import METHODS
 
@@ -33,10 +43,7 @@ def print_method_params(name: str) -> None:
     rows = cls.params_type.describe()
     if not rows:
         print("  no parameters")
-    for field, kind, default, help_text in rows:
-        print(f"  {field} ({kind}; default {default!r})")
-        print(textwrap.fill(help_text, width=100, initial_indent=" " * 6,
-                            subsequent_indent=" " * 6))
+    print_fields(rows)
     print("set one with --set method.params.<name>=<value>")
 
 
@@ -46,6 +53,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     if args.method:
         print_method_params(args.method)
+        return 0
+    if args.config:
+        print("run settings (the defaults below are the fields' own; each profile sets its own "
+              "values, janus list names the profiles):")
+        print_fields(describe_settings())
+        print("set one with --set <section>.<name>=<value>, e.g. --set train.epochs=3")
         return 0
 
     print("methods:")
@@ -96,7 +109,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from janus.train.trainer import run, run_dir
 
     cfg = build_config(args)
-    record = run(cfg, args.out, resume=args.resume, force=args.force, progress=not args.quiet)
+    try:
+        record = run(cfg, args.out, resume=args.resume, force=args.force,
+                     progress=not args.quiet)
+    except KeyboardInterrupt:
+        from janus.experiments.sweep import recorded_tasks
+
+        folder = run_dir(cfg, args.out)
+        again = [a for a in args.argv if a != "--force"]
+        again += [] if "--resume" in again else ["--resume"]
+        raise Interrupted(
+            f"{recorded_tasks(folder)} of {cfg.data.num_tasks} task(s) finished and kept in "
+            f"{folder} (record.json, checkpoint.pt; the task under way is lost); continue "
+            f"with: janus {shlex.join(again)}") from None
     print(f"record: {run_dir(cfg, args.out) / 'record.json'}")
     print_record(record)
     return 0
@@ -231,7 +256,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         cpu_text = "-" if cpu is None else f"{cpu:.0f}"
         if args.markdown:
             cells = " | ".join(f"{r[k]:.2f} ± {r[k + '_std']:.2f}" for k in ("acc", "maa", "bwt"))
-            print(f"| {r['profile']} | {r['dataset']} | {r['tasks']} | {r['method']} | "
+            method = r["method"] + (f" ({r['settings']})" if r["settings"] else "")
+            print(f"| {r['profile']} | {r['dataset']} | {r['tasks']} | {method} | "
                   f"{len(r['seeds'])} | {cells} | {r['train_seconds_per_seed']:.0f} | "
                   f"{cpu_text} | {'; '.join(r['measured_on'])} |")
             continue
@@ -239,6 +265,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         times = f" {r['train_seconds_per_seed']:13.0f} {cpu_text:>11}"
         print(f"{r['profile']:<8} {r['dataset']:<18} {r['tasks']:>3} {r['method']:<22} "
               f"{len(r['seeds']):>5} {cells}{times}")
+        if r["settings"]:
+            print(f"{'':<8} ^ not the only row of {r['method']}: {r['settings']}")
     return 0
 
 
@@ -274,6 +302,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="registered methods, data sets and profiles")
     ls.add_argument("--method", metavar="NAME", help="print one method's parameters: type, "
+                    "range, default and help")
+    ls.add_argument("--config", action="store_true", help="print every run setting: type, "
                     "range, default and help")
     ls.set_defaults(func=cmd_list)
     r = sub.add_parser("run", help="run one method on one profile with one seed")
@@ -364,10 +394,18 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
+    except Interrupted as err:
+        print(f"janus: interrupted: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("janus: interrupted", file=sys.stderr)
+        return 130
     except JanusError as err:
-        print(f"janus: error: {err}", file=sys.stderr)
+        for line in str(err).splitlines() or [""]:  # several wrong settings: a line each
+            print(f"janus: error: {line}", file=sys.stderr)
         return 2
 
 

@@ -13,7 +13,7 @@ import pytest
 from janus.cli import main
 from janus.core.config import apply_overrides, profile
 from janus.core.errors import JanusError
-from janus.core.results import write_json
+from janus.core.results import find_records, summarize, write_json
 from janus.train.trainer import run, run_dir
 
 SMALL = ["--set", "data.num_tasks=2", "--set", "train.max_steps_per_task=2"]
@@ -158,6 +158,26 @@ def test_a_full_disk_says_so_and_leaves_no_tmp_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
 
 
+def test_a_full_disk_while_writing_a_checkpoint_is_one_error(tmp_path, monkeypatch, capsys):
+    """The checkpoint's bytes go to /dev/full, which answers every write with ENOSPC as a full
+    disk does; this used to end in torch's RuntimeError traceback (issue 36)."""
+    import builtins
+
+    import janus.train.checkpoint as checkpoint
+
+    real_open = builtins.open
+
+    def full_disk(file, mode="r", *args, **kwargs):
+        if str(file).endswith(".pt.tmp"):
+            return real_open("/dev/full", mode, *args, **kwargs)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "open", full_disk, raising=False)
+    line = one_error(capsys, ["run", "--out", str(tmp_path), "--quiet", *SMALL])
+    assert "cannot write" in line and "checkpoint.pt" in line and "no space left" in line
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
 def test_records_and_checkpoints_are_synced_before_the_rename(tmp_path, monkeypatch):
     synced = []
     real = os.fsync
@@ -203,3 +223,21 @@ def test_janus_list_prints_each_profiles_whole_first_paragraph(capsys):
     out = capsys.readouterr().out
     paper = out[out.index("  paper "):]
     assert "Needs a GPU and the data." in " ".join(paper.split())
+
+
+def test_summarize_keeps_runs_of_different_settings_apart(tmp_path, capsys):
+    """Two seed-0 runs that differ in train.lr used to be one row "seeds 2" (issue 36): each
+    setting is its own row, named; a repeated seed under another --out is a row of its own."""
+    for lr in ("0.005", "0.01"):
+        run(small_cfg(f"train.lr={lr}"), tmp_path / f"lr{lr}", progress=False)
+    run(small_cfg("train.lr=0.01", "seed=1"), tmp_path / "lr0.01", progress=False)
+    rows = summarize(find_records(tmp_path))
+    assert sorted((r["seeds"], r["settings"]) for r in rows) == [
+        ([0], "train.lr=0.005"), ([0, 1], "train.lr=0.01")]
+    run(small_cfg("train.lr=0.01"), tmp_path / "again", progress=False)  # seed 0 once more
+    rows = summarize(find_records(tmp_path))
+    assert sorted(r["seeds"] for r in rows) == [[0], [0], [0, 1]]
+    assert main(["summarize", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "^ not the only row of finetune: train.lr=0.005" in out
+    assert "repeated seeds" in out

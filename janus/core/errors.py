@@ -27,3 +27,7 @@ class NonFiniteLossError(JanusError, FloatingPointError):
 
 class GPUOutOfMemoryError(JanusError, MemoryError):
     """The accelerator ran out of memory; the message names the setting to lower."""
+
+
+class Interrupted(JanusError):
+    """Ctrl-C (SIGINT): what was finished and kept, and the command that continues."""

@@ -19,12 +19,13 @@ from typing import Any, Literal
 
 
 def param(default: Any = MISSING, help: str = "", *, low: float | None = None,
-          high: float | None = None, low_open: bool = False,
+          high: float | None = None, low_open: bool = False, high_open: bool = False,
           default_factory: Any = MISSING) -> Any:
     """A field: its default (or ``default_factory``), one line of help, and optionally its
-    range (``low <= value <= high``, or ``low < value`` with ``low_open``; for a list, every
-    number in it)."""
-    meta = {"help": help, "low": low, "high": high, "low_open": low_open}
+    range (``low <= value <= high``; ``<`` instead of ``<=`` with ``low_open`` /
+    ``high_open``; for a list, every number in it)."""
+    meta = {"help": help, "low": low, "high": high, "low_open": low_open,
+            "high_open": high_open}
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -89,7 +90,7 @@ def in_range(value: Any, f: Field) -> bool:
             continue
         if m.get("low") is not None and (x <= m["low"] if m["low_open"] else x < m["low"]):
             return False
-        if m.get("high") is not None and x > m["high"]:
+        if m.get("high") is not None and (x >= m["high"] if m.get("high_open") else x > m["high"]):
             return False
     return True
 
@@ -97,7 +98,7 @@ def in_range(value: Any, f: Field) -> bool:
 def range_text(f: Field) -> str:
     m = f.metadata
     low = "" if m.get("low") is None else f"{'>' if m['low_open'] else '>='} {m['low']}"
-    high = "" if m.get("high") is None else f"<= {m['high']}"
+    high = "" if m.get("high") is None else f"{'<' if m.get('high_open') else '<='} {m['high']}"
     return " and ".join(t for t in (low, high) if t)
 
 

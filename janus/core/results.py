@@ -16,6 +16,7 @@ import os
 import platform
 import statistics
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from janus.core import metrics
+from janus.core.config import MACHINE_FIELDS
 from janus.core.errors import JanusError
 
 SCHEMA = 1
@@ -261,32 +263,106 @@ def train_cpu_seconds(record: dict[str, Any]) -> float | None:
     return None if None in cpu else sum(cpu)
 
 
+def setting_values(record: dict[str, Any]) -> dict[str, str]:
+    """A record's settings as dotted keys (``train.epochs``, ``method.params.k``) -> JSON text,
+    without the seed and the :data:`~janus.core.config.MACHINE_FIELDS`: what the seeds of one
+    run share."""
+    flat: dict[str, str] = {}
+
+    def walk(d: dict[str, Any], prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[prefix + k] = json.dumps(v, sort_keys=True)
+
+    walk(record["config"], "")
+    for key in ("seed", *(f"{s}.{k}" for s, k in MACHINE_FIELDS)):
+        flat.pop(key, None)
+    return flat
+
+
+def same_settings(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``records`` in groups of equal settings (:func:`setting_values`; a key that only some
+    records have, e.g. from an older version, does not split them) and distinct seeds (a
+    repeated run, e.g. a timing re-run in another folder, starts a group of its own), in
+    first-seen order."""
+    groups: list[tuple[dict[str, str], list[dict[str, Any]]]] = []
+    for r in records:
+        values = setting_values(r)
+        for rep, members in groups:
+            if all(rep[k] == values[k] for k in rep.keys() & values.keys()) and all(
+                    m["config"]["seed"] != r["config"]["seed"] for m in members):
+                members.append(r)
+                break
+        else:
+            groups.append((values, [r]))
+    return [members for _, members in groups]
+
+
+def differing_settings(groups: list[list[dict[str, Any]]]) -> list[str | None]:
+    """Per group, ``key=value`` of the settings in which it differs from another group (None
+    for a single group)."""
+    if len(groups) < 2:
+        return [None] * len(groups)
+    values = [setting_values(g[0]) for g in groups]
+    shared = set.intersection(*(set(v) for v in values))
+    keys = sorted(k for k in shared if len({v[k] for v in values}) > 1)
+    return [", ".join(f"{k}={v[k]}" for k in keys if sum(w[k] == v[k] for w in values) == 1)
+            or "repeated seeds: the same settings as another row (another folder?)"
+            for v in values]
+
+
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (profile, data set, T, method): ACC / MAA / BWT mean and std over seeds,
-    recomputed from the accuracy matrices, plus the mean training time (wall clock, and CPU time
-    of all threads where the records have it) per seed and where it was measured."""
+    """One row per (profile, data set, T, method) and settings: ACC / MAA / BWT mean and std
+    over seeds, recomputed from the accuracy matrices, plus the mean training time (wall clock,
+    and CPU time of all threads where the records have it) per seed and where it was measured.
+
+    Only runs of the same settings (the whole config but the seed and the machine fields) are
+    seeds of one row; where one method has runs of several settings, each gets its row and
+    ``settings`` names what differs (e.g. ``train.lr=0.01``), else it is None."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(group_key(r), []).append(r)
     rows = []
     for (prof, data, tasks, method), recs in sorted(groups.items()):
-        per_seed = [metrics_of(r) for r in recs]
-        row: dict[str, Any] = {
-            "profile": prof,
-            "dataset": data,
-            "tasks": tasks,
-            "method": method,
-            "seeds": sorted(r["config"]["seed"] for r in recs),
-        }
-        for name in ("acc", "maa", "bwt"):
-            agg = aggregate(m[name] for m in per_seed)
-            row[name], row[f"{name}_std"] = agg.mean, agg.std
-        row["train_seconds_per_seed"] = statistics.fmean(train_seconds(r) for r in recs)
-        cpu = [train_cpu_seconds(r) for r in recs]
-        row["train_cpu_seconds_per_seed"] = None if None in cpu else statistics.fmean(cpu)
-        row["measured_on"] = sorted({machine_of(r) for r in recs})
-        rows.append(row)
+        # the output folder with the most of these runs first: a repeated seed elsewhere
+        # (e.g. a timing re-run) is the one that gets a row of its own
+        roots = Counter(output_root(r) for r in recs)
+        recs = sorted(recs, key=lambda r: (-roots[output_root(r)], r.get("_path", "")))
+        parts = same_settings(recs)
+        for part, settings in zip(parts, differing_settings(parts), strict=True):
+            rows.append(summary_row(prof, data, tasks, method, part, settings))
     return rows
+
+
+def output_root(record: dict[str, Any]) -> str:
+    """The ``--out`` folder a found record was written under (:func:`find_records` notes its
+    path ``<out>/<profile>/<data set>-T<T>/<method>/seed<S>/record.json``)."""
+    path = record.get("_path")
+    return str(Path(path).parents[4]) if path else ""
+
+
+def summary_row(prof: str, data: str, tasks: int, method: str, recs: list[dict[str, Any]],
+                settings: str | None) -> dict[str, Any]:
+    """The :func:`summarize` row of the seeds ``recs`` of one run."""
+    per_seed = [metrics_of(r) for r in recs]
+    row: dict[str, Any] = {
+        "profile": prof,
+        "dataset": data,
+        "tasks": tasks,
+        "method": method,
+        "seeds": sorted(r["config"]["seed"] for r in recs),
+    }
+    for name in ("acc", "maa", "bwt"):
+        agg = aggregate(m[name] for m in per_seed)
+        row[name], row[f"{name}_std"] = agg.mean, agg.std
+    row["train_seconds_per_seed"] = statistics.fmean(train_seconds(r) for r in recs)
+    cpu = [train_cpu_seconds(r) for r in recs]
+    row["train_cpu_seconds_per_seed"] = None if None in cpu else statistics.fmean(cpu)
+    row["measured_on"] = sorted({machine_of(r) for r in recs})
+    row["settings"] = settings
+    return row
 
 
 PER_TASK = {

@@ -38,14 +38,17 @@ def claim_info(sweep: str, executor: str, job: str | None = None) -> dict[str, A
 
 def read_claim(folder: Path) -> dict[str, Any] | None:
     """The claim on ``folder``, or None. A claim being written reads as unknown-owner."""
+    path = folder / CLAIM_NAME
     try:
-        text = (folder / CLAIM_NAME).read_text()
+        text = path.read_text()
+        since = path.stat().st_mtime
     except FileNotFoundError:
         return None
     try:
         return json.loads(text)
-    except json.JSONDecodeError:  # created, content not yet written
-        return {"sweep": None, "executor": "unknown", "host": None, "pid": None, "job": None}
+    except json.JSONDecodeError:  # created, content not (yet) written
+        return {"sweep": None, "executor": "unknown", "host": None, "pid": None, "job": None,
+                "unwritten_since": since}
 
 
 def _create(path: Path, info: dict[str, Any]) -> bool:
@@ -93,7 +96,11 @@ def slurm_job_alive(job: str) -> bool | None:
 
 def owner_alive(info: dict[str, Any]) -> bool:
     """Whether the owner of a claim may still run it. A claim that cannot be checked from
-    here (another host's process, no ``squeue``) counts as alive: it is never taken over."""
+    here (another host's process, no ``squeue``) counts as alive: it is never taken over. An
+    empty or half-written claim is alive for :data:`TAKEOVER_STALE_S` (its writer needs
+    microseconds), then stale: its writer died between creating and writing it."""
+    if "unwritten_since" in info:
+        return time.time() - info["unwritten_since"] < TAKEOVER_STALE_S
     if info.get("executor") == "slurm" and info.get("job"):
         alive = slurm_job_alive(str(info["job"]))
         return True if alive is None else alive

@@ -16,6 +16,7 @@ to ``failures.log`` in the run's folder (:data:`janus.experiments.sweep.FAILURES
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,10 +31,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from janus.core.errors import ConfigError, JanusError, RunBusyError
+from janus.core.errors import ConfigError, Interrupted, JanusError, RunBusyError
 from janus.core.results import now
 from janus.experiments import claims
 from janus.experiments.sweep import FAILURES_NAME, SweepRun, recorded_tasks, state_of
+from janus.train.loggers import SWEEP_ENV
 
 POLL_S = 1.0
 """Seconds between two looks at the local jobs."""
@@ -76,8 +78,12 @@ class RunJob:
             return {"run": run.name, "status": "skipped", "detail": "claimed by another sweep"}
         print(f"{run.name}: start in {folder}; its record holds {recorded_tasks(folder)} "
               f"finished task(s)", flush=True)
+        os.environ[SWEEP_ENV] = self.sweep  # W&B groups the runs of a sweep by it
         try:
             record = train(run.config(), run.out, resume=True, progress=self.progress)
+        except KeyboardInterrupt:  # the finished tasks are kept; the next sweep resumes it
+            claims.release(folder, self.sweep)
+            raise
         except RunBusyError:
             claims.release(folder, self.sweep)
             return {"run": run.name, "status": "skipped", "detail": "running elsewhere"}
@@ -186,6 +192,35 @@ def run_local(runs: Sequence[SweepRun], sweep: str, report: Report, *, workers: 
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // workers))
     queue, active = list(runs), []  # active: (job, run, slot)
     bar = tqdm(total=len(runs), desc="sweep", unit="run", disable=None)
+    try:
+        _poll_local(queue, active, executor, sweep, report, bar, workers=workers, gpus=gpus,
+                    threads=threads, timeout_min=timeout_min, watch=watch)
+    except KeyboardInterrupt:
+        bar.close()
+        raise stop_local(active, queue, sweep) from None
+    bar.close()
+
+
+def stop_local(active: list[tuple[Any, SweepRun, int]], queue: list[SweepRun],
+               sweep: str) -> Interrupted:
+    """Ctrl-C in a local sweep: stop the running workers, release their claims, and the
+    message that says what happened and how to continue."""
+    for job, r, _ in active:
+        with contextlib.suppress(Exception):
+            job.cancel(check=False)
+        claims.release(r.folder(), sweep)
+    names = ", ".join(r.name for _, r, _ in active) or "none"
+    return Interrupted(
+        f"{len(active)} running run(s) stopped ({names}): each keeps its finished tasks and "
+        f"its claim is released; {len(queue)} run(s) not started. Run the same janus sweep "
+        f"command again to continue: complete runs are skipped, stopped ones resume")
+
+
+def _poll_local(queue: list[SweepRun], active: list[tuple[Any, SweepRun, int]], executor: Any,
+                sweep: str, report: Report, bar: Any, *, workers: int, gpus: int,
+                threads: str, timeout_min: float,
+                watch: Callable[[list[tuple[Any, SweepRun]]], None] | None) -> None:
+    """:func:`run_local`'s loop: start runs in free slots, collect the finished ones."""
     while queue or active:
         free = sorted(set(range(workers)) - {slot for _, _, slot in active})
         while queue and free:
@@ -211,7 +246,6 @@ def run_local(runs: Sequence[SweepRun], sweep: str, report: Report, *, workers: 
                 claims.release(r.folder(), sweep)
                 report({"run": r.name, "status": "failed", "detail": f"worker died: {err}"})
             bar.update()
-    bar.close()
 
 
 def submit_slurm(runs: Sequence[SweepRun], sweep: str, report: Report, *, folder: Path,

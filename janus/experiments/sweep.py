@@ -126,8 +126,13 @@ class Grid:
     def expand(self) -> list[SweepRun]:
         """Every run, in order: entries x task splits x settings x seeds. Repeated runs appear
         once; two different runs that would share a folder are an error."""
-        if self.profile not in PROFILES:
+        if not isinstance(self.profile, str) or self.profile not in PROFILES:
             raise ConfigError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        for key in ("out", "data_root"):
+            value = getattr(self, key)
+            if not (isinstance(value, str) and value) and not (key == "data_root"
+                                                                and value is None):
+                raise ConfigError(f"{key} must be a folder path (a string), not {value!r}")
         _check_ints("seeds", self.seeds, minimum=0)
         if self.tasks != [None]:
             _check_ints("tasks", self.tasks, minimum=1)

@@ -28,8 +28,10 @@ def write_checkpoint(path: Path, entries: dict[str, Any], model: ContinualViT,
         "model": {k: v for k, v in model.state_dict().items() if k not in backbone_keys},
         "method": method.state_dict(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    # through a Python file: a full disk is then an OSError (ENOSPC) that atomic_path turns
+    # into one message; torch's own file writer reports it as an opaque RuntimeError
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
 
 
 def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import warnings
 
 import torch
 
-from janus.core.config import RunConfig
+from janus.core.config import RunConfig, check_settings
 from janus.core.errors import ConfigError, NonFiniteLossError
 from janus.core.precision import amp_mode
 from janus.methods import TaskContext
@@ -23,7 +23,8 @@ class FewStepsWarning(UserWarning):
 
 def check_config(cfg: RunConfig) -> None:
     """Refuse settings no run can train with (sizes that would train zero steps, a negative
-    seed, a checkpoint that would be ignored), before anything is loaded."""
+    seed, a checkpoint that would be ignored; then every setting's type, range and form,
+    :func:`janus.core.config.check_settings`), before anything is loaded."""
     t, d = cfg.train, cfg.data
     counts = {"train.epochs": t.epochs, "data.batch_size": d.batch_size,
               "data.eval_batch_size": d.eval_batch_size}
@@ -46,6 +47,7 @@ def check_config(cfg: RunConfig) -> None:
     amp_mode(t.amp)
     if not isinstance(t.deterministic, bool):
         raise ConfigError(f"train.deterministic={t.deterministic!r} must be True or False")
+    check_settings(cfg)
 
 
 def warn_few_steps(cfg: RunConfig, t: int, images: int, batches: int, batch_size: int) -> bool:

@@ -13,21 +13,13 @@ from typing import Any, Literal
 
 import torch
 
-from janus.core.config import RunConfig
+from janus.core.config import MACHINE_FIELDS, RunConfig
 from janus.core.precision import amp_mode
 from janus.data.pipeline import resolve_workers
 from janus.data.stream import resolve_pipeline
 from janus.methods import build_method
 from janus.model.backbones import checkpoint_sha256
 from janus.train.optim import schedule_version
-
-MACHINE_FIELDS = (
-    ("data", "root"), ("data", "path"), ("data", "num_workers"), ("data", "cache"),
-    ("data", "cache_dir"),
-    ("train", "device"),
-)
-"""Config fields that may differ between an interrupted run and its resumption (the worker
-count only in the ``device`` pipeline, whose results do not depend on it: :func:`comparable`)."""
 
 
 def comparable(config: dict[str, Any]) -> dict[str, Any]:

@@ -25,9 +25,10 @@ def build_step(cfg: RunConfig, model: ContinualViT, method: Method, ctx: TaskCon
     the method's gradient hook, the optimizer and schedule step and ``after_step``, calling
     ``notify("before_step")`` before the update and ``notify("after_step")`` after it; counts
     it in ``ctx.step``; and returns the loss (not synchronised). Builds the task's optimizer
-    and schedule (:mod:`janus.train.optim`): one call per task."""
-    if not method.owns_step:
-        opt = make_optimizer(cfg, method.parameter_groups(model, ctx))
+    and schedule (:mod:`janus.train.optim`): one call per task; the step's ``optimizer``
+    attribute is that optimizer (None for a method that owns its step)."""
+    opt = None if method.owns_step else make_optimizer(cfg, method.parameter_groups(model, ctx))
+    if opt is not None:
         sched = make_schedule(cfg, opt, ctx.total_steps, ctx.steps_per_epoch)
 
     def step(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -50,4 +51,5 @@ def build_step(cfg: RunConfig, model: ContinualViT, method: Method, ctx: TaskCon
         ctx.step += 1
         return loss
 
+    step.optimizer = opt  # type: ignore[attr-defined]  # its learning rates, for the loggers
     return step

@@ -48,6 +48,7 @@ from janus.train.checkpoint import CHECKPOINT_NAME, read_checkpoint, restore, wr
 from janus.train.checks import check_config, check_finite, warn_few_steps
 from janus.train.identity import Identity, incompatibility, mismatch
 from janus.train.locking import run_lock
+from janus.train.loggers import RunLoggers, check_loggers
 from janus.train.optim import schedule_version
 from janus.train.step import Step, build_step
 
@@ -128,6 +129,9 @@ class Run:
         self.progress = progress
         self.observers = list(observers)
         check_config(cfg)
+        check_loggers(cfg.train.loggers)
+        self.loggers: RunLoggers | None = None
+        """Opened by :meth:`train_tasks` when it saves (``train.loggers``)."""
         self.device = resolve_device(cfg.train.device)
         self.amp = resolve_amp(cfg.train.amp, self.device)
         """The resolved autocast dtype, ``off`` or ``bf16``."""
@@ -211,7 +215,8 @@ class Run:
         checked = images_seen = 0
         bar = tqdm(total=total, desc=f"task {t + 1}/{self.stream.num_tasks}",
                    disable=not self.progress, leave=False)
-        start = time.perf_counter()
+        start = last = time.perf_counter()
+        images_logged = 0
         while ctx.step < total:
             for images, targets in loader:
                 losses.append(step(images, targets).detach())
@@ -219,8 +224,15 @@ class Run:
                 if ctx.step % SYNC_EVERY == 0 or ctx.step >= total:
                     check_finite(losses[checked:], checked, ctx, self.cfg.train.lr)
                     checked = len(losses)
+                    loss = float(losses[-1])
                     bar.update(ctx.step - bar.n)
-                    bar.set_postfix(loss=f"{float(losses[-1]):.3f}")
+                    bar.set_postfix(loss=f"{loss:.3f}")
+                    if self.loggers is not None:
+                        now = time.perf_counter()
+                        done = sum(entry["steps"] for entry in self.state.task_log)
+                        self.loggers.step(t, done + ctx.step, loss, step, self.device,
+                                          (images_seen - images_logged) / max(now - last, 1e-9))
+                        last, images_logged = now, images_seen
                 if ctx.step >= total:
                     break
         step_seconds = time.perf_counter() - start
@@ -324,6 +336,16 @@ class Run:
                              f"{self.stream.num_tasks} are done")
         if save:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            if self.cfg.train.loggers and self.loggers is None:
+                self.loggers = RunLoggers(self.cfg, self.out_dir)
+        try:
+            self._train_tasks(until, save)
+        finally:
+            if self.loggers is not None:
+                self.loggers.close()
+                self.loggers = None
+
+    def _train_tasks(self, until: int, save: bool) -> None:
         with determinism(self.cfg.train.deterministic):
             for t in range(self.state.done, until):
                 try:
@@ -339,6 +361,8 @@ class Run:
                 self.state.eval_counts.append(counts)
                 entry["eval_seconds"] = eval_seconds
                 self.state.task_log.append(entry)
+                if self.loggers is not None:
+                    self.loggers.task(t, self.state.acc)
                 if save:
                     self.save_checkpoint()
                     write_json(self.out_dir / RECORD_NAME, self.record("partial"))
@@ -380,6 +404,7 @@ def run(
     A finished run with the same config is not repeated (its record is returned) unless
     ``force``; an unfinished one is continued with ``resume`` or restarted with ``force``.
     """
+    check_config(cfg)  # before the run folder is named from the settings
     out_dir = run_dir(cfg, out_root)
     with run_lock(out_dir):
         return _run_locked(cfg, out_dir, resume=resume, force=force, progress=progress)
