@@ -94,7 +94,7 @@ class LoRAComponent(nn.Module):
         self.B = nn.Parameter(torch.zeros(d_out, rank))
         nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
         self._magnitude: tuple[Magnitudes, int] | None = None  # a tuple: not a submodule
-        self._negated = False
+        self._minus_one: torch.Tensor | None = None  # set while negated, made once per block
 
     def use_magnitude(self, magnitudes: Magnitudes | None, k: int = 0) -> None:
         """Scale by ``magnitudes``' entry ``k`` over the direction's norm (None: plain LoRA)."""
@@ -108,17 +108,17 @@ class LoRAComponent(nn.Module):
     @contextmanager
     def negated(self) -> Iterator[None]:
         """Within the ``with`` block the component adds minus its update."""
-        self._negated = True
+        self._minus_one = torch.tensor(-1.0, device=self.A.device)
         try:
             yield
         finally:
-            self._negated = False
+            self._minus_one = None
 
     def factor(self) -> torch.Tensor | None:
         """What ``scale B A`` is multiplied by (None: nothing)."""
         f = None if self._magnitude is None else self._magnitude[0].factor(self, self._magnitude[1])
-        if self._negated:
-            return -f if f is not None else torch.tensor(-1.0, device=self.A.device)
+        if self._minus_one is not None:
+            return -f if f is not None else self._minus_one
         return f
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
